@@ -1,0 +1,1 @@
+"""The chat app: conversations with Claude whose replies stream token by token."""

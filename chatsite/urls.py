@@ -1,0 +1,11 @@
+"""Top-level URLs: admin, auth pages, the API (with the streaming endpoints), the chat UI."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("api/", include("chat.api.urls")),
+    path("", include("chat.urls")),
+]

@@ -6,6 +6,8 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    # The streaming endpoints come first: they share a URL with the REST message list.
+    path("api/", include("chat.stream_urls")),
     path("api/", include("chat.api.urls")),
     path("", include("chat.urls")),
 ]

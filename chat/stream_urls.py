@@ -1,0 +1,5 @@
+"""The streaming endpoints under /api/ (SSE transport)."""
+
+from django.urls import path
+
+urlpatterns: list = []

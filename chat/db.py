@@ -39,4 +39,5 @@ async def run_db(fn: Callable[..., T], /, **kwargs: Any) -> T:
 
 def close_db_connection() -> None:
     """Close the engine thread's connection (tests and shutdown)."""
-    _executor.submit(connection.close).result()
+    # Resolve ``connection`` in the engine thread, not here: it is thread-local.
+    _executor.submit(lambda: connection.close()).result()

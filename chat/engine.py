@@ -156,8 +156,8 @@ class Engine:
             logger.info(
                 "generation finished",
                 extra={
-                    "conversation": gen.conversation_id,
-                    "message": gen.message_id,
+                    "conversation_id": gen.conversation_id,
+                    "message_id": gen.message_id,
                     "model": gen.model,
                     "status": outcome.status,
                     "input_tokens": outcome.input_tokens,

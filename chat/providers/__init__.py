@@ -13,6 +13,7 @@ from chat.providers.base import BaseProvider
 SHORT_NAMES = {
     "anthropic": "chat.providers.anthropic.AnthropicProvider",
     "demo": "chat.providers.demo.DemoProvider",
+    "locmem": "chat.providers.locmem.ScriptedProvider",
 }
 
 # One provider instance per (event loop, configuration): an SDK client bound to one

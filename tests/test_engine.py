@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import pytest
@@ -244,7 +245,7 @@ async def test_history_window_and_alternation(scripted, settings, user, conversa
     sent = ScriptedProvider.requests[-1]
     roles = [t.role for t in sent.messages]
     assert roles[0] == "user" and roles[-1] == "user"
-    assert all(a != b for a, b in zip(roles, roles[1:], strict=False))
+    assert all(a != b for a, b in itertools.pairwise(roles))
     assert all(t.content.strip() for t in sent.messages)
     assert sent.messages[-1].content.endswith("last")
     # 28 stored messages: the window holds the last 20, which begin at u4.
@@ -293,10 +294,9 @@ async def test_partial_text_is_flushed_while_streaming(scripted, settings, user,
     assert mid_way.content and engine.generations[turn.assistant_message.pk].text.startswith(
         mid_way.content
     )
+    task = engine.generations[turn.assistant_message.pk].task
     await engine.cancel(message_id=turn.assistant_message.pk, user_id=user.pk)
-    await engine.generations[
-        turn.assistant_message.pk
-    ].task if turn.assistant_message.pk in engine.generations else None
+    await task
 
 
 def test_startup_marks_stale_streaming_messages_interrupted(user, conversation):

@@ -37,6 +37,8 @@ DEFAULTS: dict[str, Any] = {
     "TRANSPORT": "sse",
     # Demo provider pace.
     "DEMO_WORDS_PER_SECOND": 30.0,
+    # Seconds between channel-layer sends of one reply's chunks to other processes.
+    "BRIDGE_BATCH_SECONDS": 0.02,
     # Seconds a graceful shutdown waits for running generations.
     "SHUTDOWN_GRACE_SECONDS": 10.0,
 }

@@ -9,6 +9,7 @@ loop; ``get_engine()`` returns it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import os
@@ -19,11 +20,21 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from chat import services
+from chat import bridge, services
 from chat.conf import chat_settings
 from chat.db import run_db
 from chat.errors import APIError, ChatError, Interrupted, NotFound, ProviderError
-from chat.events import Chunk, Done, Error, Event, FinalEvent, MessageAdded, Start
+from chat.events import (
+    Chunk,
+    Done,
+    Error,
+    Event,
+    FinalEvent,
+    MessageAdded,
+    OffsetTracker,
+    Start,
+    from_dict,
+)
 from chat.generation import Generation
 from chat.models import Message
 from chat.presenters import message_dict
@@ -45,6 +56,24 @@ class Engine:
         self.generations: dict[int, Generation] = {}
         self.watchers: dict[str, set[asyncio.Queue[WatchEvent]]] = {}
         self.worker = WORKER_ID
+        self._bridge_checked = False
+        self.publisher: bridge.Publisher | None = None
+        self.control: bridge.ControlChannel | None = None
+
+    def _bridge(self) -> bridge.Publisher | None:
+        """Start the cross-process bridge on first use, when the channel layer is shared."""
+        if not self._bridge_checked:
+            self._bridge_checked = True
+            layer = bridge.shared_layer()
+            if layer is not None:
+                self.publisher = bridge.Publisher(layer, self.worker)
+                self.control = bridge.ControlChannel(layer, self._remote_cancel)
+        return self.publisher
+
+    async def _remote_cancel(self, message_id: int) -> None:
+        gen = self.generations.get(message_id)
+        if gen is not None:
+            await self.cancel(message_id=message_id, user_id=gen.user_id)
 
     # -- starting -------------------------------------------------------------------
 
@@ -90,6 +119,8 @@ class Engine:
         status, error = Status.COMPLETE, None
         flusher = loop.create_task(self._flush_loop(gen))
         try:
+            if self.control is not None:
+                await self.control.claim(gen.message_id)
             async for event in get_provider().stream(request, usage=usage):
                 if isinstance(event, TextDelta):
                     if event.text:
@@ -153,6 +184,8 @@ class Engine:
         finally:
             self.generations.pop(gen.message_id, None)
             gen.finish(final_event(gen.message_id, outcome))
+            if self.control is not None:
+                await self.control.release(gen.message_id)
             logger.info(
                 "generation finished",
                 extra={
@@ -200,6 +233,9 @@ class Engine:
         gen = self.generations.get(message_id)  # it may have started meanwhile
         if gen is not None:
             return gen.follow(offset)
+        layer = bridge.shared_layer()
+        if layer is not None and not message.is_final:
+            return follow_remote(layer, message, offset)
         return follow_stored(message, offset)
 
     # -- cancelling -----------------------------------------------------------------
@@ -214,6 +250,9 @@ class Engine:
             message = await run_db(services.get_message, message_id=message_id, user_id=user_id)
             gen = self.generations.get(message_id)
             if gen is None:
+                layer = bridge.shared_layer()
+                if layer is not None and not message.is_final:
+                    await bridge.send_cancel(layer, message_id)
                 return message.status
         if not gen.cancel_requested and gen.task is not None:
             gen.cancel_requested = True
@@ -253,6 +292,8 @@ class Engine:
     def _notify(self, conversation_id: str, event: WatchEvent) -> None:
         for queue in self.watchers.get(conversation_id, ()):
             queue.put_nowait(event)
+        if self.publisher is not None:
+            self.publisher.publish(conversation_id, event)
 
     def _forward_to_watchers(self, conversation_id: str) -> Any:
         return lambda event: self._notify(conversation_id, event)
@@ -263,13 +304,24 @@ class Engine:
         """Let running replies finish for ``grace`` seconds, then end the rest as interrupted."""
         grace = chat_settings.SHUTDOWN_GRACE_SECONDS if grace is None else grace
         tasks = [g.task for g in self.generations.values() if g.task is not None]
-        if not tasks:
-            return
-        _done, pending = await asyncio.wait(tasks, timeout=grace)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.wait(pending, timeout=5)
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+        await self.close_bridge()
+
+    async def close_bridge(self) -> None:
+        """Stop the bridge's background tasks (after sending what is queued)."""
+        if self.publisher is not None and self.publisher.pending:
+            await asyncio.sleep(chat_settings.BRIDGE_BATCH_SECONDS * 2)
+        for part in (self.publisher, self.control):
+            if part is not None:
+                part.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await part.task
+        self.publisher = self.control = None
 
 
 def final_event(message_id: int, outcome: services.Outcome) -> FinalEvent:
@@ -325,6 +377,62 @@ async def follow_stored(message: Message, offset: int) -> AsyncIterator[Event]:
             yield Error(message.pk, "not_found", "The message was deleted.")
             return
         message = fresh
+
+
+async def follow_remote(layer: Any, message: Message, offset: int) -> AsyncIterator[Event]:
+    """Follow a reply running in another process, through the channel layer.
+
+    Live chunks come from the conversation's group; the stored text fills any gap (the
+    part sent before we subscribed), and the lease tells when the other process died.
+    """
+    yield Start(message.pk, str(message.conversation_id), message.model)
+    tracker = OffsetTracker(offset)
+    loop = asyncio.get_running_loop()
+    async with bridge.subscribe(layer, str(message.conversation_id)) as queue:
+        current: Message | None = await run_db(services.reload, message_id=message.pk)
+        reloaded = loop.time()
+        while True:
+            if current is None:
+                yield Error(message.pk, "not_found", "The message was deleted.")
+                return
+            text = current.content
+            if len(text) > tracker.delivered:
+                yield Chunk(message.pk, text[tracker.delivered :], len(text))
+                tracker.delivered = len(text)
+            if current.is_final:
+                yield stored_final_event(current)
+                return
+            refresh = await _next_remote(queue, tracker, message.pk)
+            if isinstance(refresh, Chunk):
+                yield refresh
+                continue
+            if refresh in ("other", "old"):
+                continue
+            if refresh == "gap" and loop.time() - reloaded < chat_settings.FLUSH_INTERVAL / 2:
+                continue
+            if refresh == "idle":
+                await run_db(services.mark_interrupted, conversation_id=message.conversation_id)
+            current = await run_db(services.reload, message_id=message.pk)
+            reloaded = loop.time()
+
+
+async def _next_remote(
+    queue: asyncio.Queue[dict[str, Any]], tracker: OffsetTracker, message_id: int
+) -> Chunk | str:
+    """The next new chunk of a remote reply, or why the stored copy should be re-read."""
+    try:
+        data = await asyncio.wait_for(queue.get(), timeout=chat_settings.LEASE_SECONDS / 3)
+    except TimeoutError:
+        return "idle"
+    if data.get("message_id") != message_id or data.get("type") not in ("chunk", "done", "error"):
+        return "other"
+    event = from_dict(data)
+    if not isinstance(event, Chunk):
+        return "final"  # the final state is stored before the event is sent: re-read it
+    admitted = tracker.admit(event)
+    return (
+        admitted if admitted is not None else ("gap" if event.start > tracker.delivered else "old")
+    )
 
 
 _engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Engine] = weakref.WeakKeyDictionary()

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from chat import bridge, services
+from chat import bridge, lifecycle, services
 from chat.conf import chat_settings
 from chat.db import run_db
 from chat.errors import APIError, ChatError, Interrupted, NotFound, ProviderError
@@ -444,4 +444,10 @@ def get_engine() -> Engine:
     engine = _engines.get(loop)
     if engine is None:
         engine = _engines[loop] = Engine()
+        lifecycle.hook_twisted_shutdown()
     return engine
+
+
+def all_engines() -> list[Engine]:
+    """Every engine of this process (one per event loop)."""
+    return list(_engines.values())

@@ -1,0 +1,86 @@
+"""Authentication for the async streaming views, mirroring the REST API's DRF classes.
+
+The order and answers are those of ``REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]``
+(session first, then token): a logged-in session is used first and must pass the CSRF
+check on unsafe methods; otherwise ``Authorization: Token <key>`` is tried, with no CSRF
+check (a cross-site page cannot set that header). Because session authentication comes
+first, DRF answers ``403`` to anonymous requests, and so do these views.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from rest_framework.authentication import CSRFCheck
+
+from chat.errors import ChatError
+
+TOKEN_KEYWORD = "token"
+
+
+class NotAuthenticated(ChatError):
+    """No credentials were sent."""
+
+    type = "not_authenticated"
+    status = 403
+    default_message = "Authentication credentials were not provided."
+
+
+class AuthenticationFailed(ChatError):
+    """Credentials were sent but are not valid (the REST API reports the same type)."""
+
+    type = "not_authenticated"
+    status = 403
+    default_message = "Incorrect authentication credentials."
+
+
+class PermissionDenied(ChatError):
+    """Authenticated, but the request is refused (a failed CSRF check)."""
+
+    type = "permission_denied"
+    status = 403
+    default_message = "You do not have permission to perform this action."
+
+
+async def authenticate(request: HttpRequest) -> Any:
+    """The request's user (session with CSRF, or token), else raise a 403 ``ChatError``."""
+    # request.auser() reads the session with the async ORM: no DB work without a cookie.
+    user = await request.auser()  # type: ignore[attr-defined]
+    if user.is_authenticated and user.is_active:
+        enforce_csrf(request)
+        return user
+    token_user = await token_user_of(request)
+    if token_user is not None:
+        return token_user
+    raise NotAuthenticated()
+
+
+async def token_user_of(request: HttpRequest) -> Any | None:
+    """The user of an ``Authorization: Token <key>`` header; None when there is no such header."""
+    scheme, _, rest = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() != TOKEN_KEYWORD:
+        return None
+    parts = rest.split()
+    if not parts:
+        raise AuthenticationFailed("Invalid token header. No credentials provided.")
+    if len(parts) > 1:
+        raise AuthenticationFailed("Invalid token header. Token string should not contain spaces.")
+    from rest_framework.authtoken.models import Token  # needs the app registry ready
+
+    token = await Token.objects.select_related("user").filter(key=parts[0]).afirst()
+    if token is None:
+        raise AuthenticationFailed("Invalid token.")
+    if not token.user.is_active:
+        raise AuthenticationFailed("User inactive or deleted.")
+    return token.user
+
+
+def enforce_csrf(request: HttpRequest) -> None:
+    """Django's CSRF check, as DRF's ``SessionAuthentication`` runs it (safe methods pass)."""
+    check = CSRFCheck(lambda _request: None)  # type: ignore[arg-type]
+    # process_request populates request.META["CSRF_COOKIE"], which process_view reads.
+    check.process_request(request)
+    reason = check.process_view(request, None, (), {})  # type: ignore[arg-type]
+    if reason:
+        raise PermissionDenied(f"CSRF Failed: {reason}")

@@ -1,6 +1,8 @@
 # The two commands: `make run` serves the site, `make test` runs the whole suite.
 PYTHON ?= python3
 VENV ?= .venv
+# The constraints file of the venv's dependency line (requirements-django61.lock on 3.12+).
+LOCK ?= requirements.lock
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
@@ -14,8 +16,8 @@ $(PY):
 	$(PIP) install -q --upgrade pip
 
 # Reinstall whenever the dependency list or the lock changes.
-$(STAMP): $(PY) pyproject.toml requirements.lock
-	$(PIP) install -q -c requirements.lock -e '.[dev,bench]'
+$(STAMP): $(PY) pyproject.toml $(LOCK)
+	$(PIP) install -q -c $(LOCK) -e '.[dev,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -151,6 +151,13 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Every API error is {"error": {"type", "message"}} (chat/api/exceptions.py).
+    "EXCEPTION_HANDLER": "chat.api.exceptions.api_exception_handler",
+    # Generous by default; set API_THROTTLE_RATE (e.g. "120/minute", or "" for none).
+    "DEFAULT_THROTTLE_CLASSES": ["chat.api.throttling.UserThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": os.environ.get("API_THROTTLE_RATE", "1200/minute") or None,
+    },
 }
 
 SPECTACULAR_SETTINGS = {
@@ -161,27 +168,38 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Request bodies get their own components (read-only fields are not asked for).
+    "COMPONENT_SPLIT_REQUEST": True,
+    # The streaming endpoints are plain async views: described by a hook.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "chat.api.schema.add_streaming_endpoints",
+    ],
 }
 
 # The chat app's own settings (defaults in chat/conf.py), overridable here.
+# Each is read from the environment variable beside it when that is set.
+CHAT_ENVIRONMENT: dict[str, tuple[str, type]] = {
+    "PROVIDER": ("CHAT_PROVIDER", str),
+    "MODEL": ("CHAT_MODEL", str),
+    "MAX_TOKENS": ("CHAT_MAX_TOKENS", int),
+    "SYSTEM_PROMPT": ("CHAT_SYSTEM_PROMPT", str),
+    "HISTORY_WINDOW": ("CHAT_HISTORY_WINDOW", int),
+    "FLUSH_INTERVAL": ("CHAT_FLUSH_INTERVAL", float),
+    "ANTHROPIC_API_KEY": ("ANTHROPIC_API_KEY", str),
+    "ANTHROPIC_BASE_URL": ("ANTHROPIC_BASE_URL", str),
+    "TRANSPORT": ("CHAT_TRANSPORT", str),
+    "MAX_MESSAGE_LENGTH": ("CHAT_MAX_MESSAGE_LENGTH", int),
+    "MAX_CONCURRENT_PER_USER": ("CHAT_MAX_CONCURRENT_PER_USER", int),
+    "LEASE_SECONDS": ("CHAT_LEASE_SECONDS", float),
+    "SHUTDOWN_GRACE_SECONDS": ("CHAT_SHUTDOWN_GRACE_SECONDS", float),
+    "SSE_PING_SECONDS": ("CHAT_SSE_PING_SECONDS", float),
+    "DEMO_WORDS_PER_SECOND": ("CHAT_DEMO_WORDS_PER_SECOND", float),
+}
 CHAT: dict[str, object] = {
-    key: value
-    for key, value in {
-        "PROVIDER": os.environ.get("CHAT_PROVIDER") or None,
-        "MODEL": os.environ.get("CHAT_MODEL") or None,
-        "MAX_TOKENS": int(os.environ["CHAT_MAX_TOKENS"]) if "CHAT_MAX_TOKENS" in os.environ else None,
-        "SYSTEM_PROMPT": os.environ.get("CHAT_SYSTEM_PROMPT"),
-        "HISTORY_WINDOW": (
-            int(os.environ["CHAT_HISTORY_WINDOW"]) if "CHAT_HISTORY_WINDOW" in os.environ else None
-        ),
-        "FLUSH_INTERVAL": (
-            float(os.environ["CHAT_FLUSH_INTERVAL"]) if "CHAT_FLUSH_INTERVAL" in os.environ else None
-        ),
-        "ANTHROPIC_API_KEY": os.environ.get("ANTHROPIC_API_KEY") or None,
-        "ANTHROPIC_BASE_URL": os.environ.get("ANTHROPIC_BASE_URL") or None,
-        "TRANSPORT": os.environ.get("CHAT_TRANSPORT") or None,
-    }.items()
-    if value is not None
+    key: cast(os.environ[name])
+    for key, (name, cast) in CHAT_ENVIRONMENT.items()
+    if os.environ.get(name)
 }
 
 LOGGING = {

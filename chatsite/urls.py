@@ -11,3 +11,7 @@ urlpatterns = [
     path("api/", include("chat.api.urls")),
     path("", include("chat.urls")),
 ]
+
+# JSON 404/500 under /api/, Django's pages elsewhere.
+handler404 = "chat.api.exceptions.not_found"
+handler500 = "chat.api.exceptions.server_error"

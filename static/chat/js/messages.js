@@ -1,0 +1,139 @@
+// Message elements (cloned from the page's <template>s) and the growing reply.
+import { addCopyButtons, morphInto, renderMarkdown } from "./markdown.js";
+
+const FINAL_STATUSES = new Set(["complete", "cancelled", "error", "interrupted"]);
+
+/** The length of a string in code points (the unit of the server's offsets). */
+export function codePointLength(text) {
+  let length = 0;
+  for (const _ of text) {
+    length += 1;
+  }
+  return length;
+}
+
+function dropCodePoints(text, count) {
+  return Array.from(text).slice(count).join("");
+}
+
+/** A new, empty message element of a role ("user" or "assistant"). */
+export function createMessageElement(role) {
+  const template = document.getElementById(`tpl-${role}-message`);
+  return template.content.firstElementChild.cloneNode(true);
+}
+
+/** The element of a message id in the thread, if rendered. */
+export function findMessageElement(id) {
+  return document.querySelector(`.msg[data-message-id="${CSS.escape(String(id))}"]`);
+}
+
+/** The text of a user message element (exactly as typed). */
+export function userText(element) {
+  return element.querySelector(".msg__body").textContent;
+}
+
+/** Show (or hide, with null) an inline error with Retry on a message element. */
+export function showError(element, error) {
+  const box = element.querySelector(".msg__error");
+  box.hidden = !error;
+  if (error) {
+    box.querySelector(".msg__error-text").textContent =
+      error.message || "Something went wrong.";
+  }
+}
+
+/** Fill a message element from the API's message shape. */
+export function fillMessage(element, message) {
+  element.dataset.messageId = String(message.id);
+  element.dataset.status = message.status;
+  const body = element.querySelector(".msg__body");
+  if (message.role === "user") {
+    body.textContent = message.content;
+  } else {
+    morphInto(body, renderMarkdown(message.content));
+    addCopyButtons(body);
+    element.querySelector(".msg__typing").hidden = !(
+      message.status === "streaming" && !message.content
+    );
+  }
+  element.querySelector(".msg__badge").hidden = message.status !== "cancelled";
+  const failed = message.status === "error" || message.status === "interrupted";
+  showError(element, failed ? message.error || { message: "The reply failed." } : null);
+  return element;
+}
+
+/**
+ * An assistant reply as it streams: accepts chunks by offset (each character once, in
+ * order, whatever the transport replays), and re-renders its markdown at most once a frame.
+ */
+export class Reply {
+  constructor(element, { messageId, text = "", offset = 0, onRender = () => {} }) {
+    this.element = element;
+    this.body = element.querySelector(".msg__body");
+    this.messageId = messageId;
+    this.text = text;
+    this.offset = offset;
+    this.status = "streaming";
+    this.onRender = onRender;
+    this.pending = 0;
+    element.dataset.messageId = String(messageId);
+    element.dataset.status = "streaming";
+  }
+
+  get isFinal() {
+    return FINAL_STATUSES.has(this.status);
+  }
+
+  /** Apply a chunk ending at `offset`: "ok", "duplicate" (already had it) or "gap". */
+  admit(chunk, offset) {
+    const start = offset - codePointLength(chunk);
+    if (offset <= this.offset) {
+      return "duplicate";
+    }
+    if (start > this.offset) {
+      return "gap";
+    }
+    this.text += start < this.offset ? dropCodePoints(chunk, this.offset - start) : chunk;
+    this.offset = offset;
+    this.scheduleRender();
+    return "ok";
+  }
+
+  /** Re-render on the next frame (or soon, in a hidden tab where frames do not run). */
+  scheduleRender() {
+    if (this.pending) {
+      return;
+    }
+    const run = () => {
+      this.pending = 0;
+      this.render();
+    };
+    this.pending = document.hidden
+      ? window.setTimeout(run, 200)
+      : window.requestAnimationFrame(run);
+  }
+
+  render() {
+    this.element.querySelector(".msg__typing").hidden = !(this.text === "" && !this.isFinal);
+    morphInto(this.body, renderMarkdown(this.text));
+    this.onRender(this);
+  }
+
+  /** The reply ended normally ("complete") or was stopped ("cancelled"). */
+  finish(status) {
+    this.status = status;
+    this.element.dataset.status = status;
+    this.element.querySelector(".msg__badge").hidden = status !== "cancelled";
+    this.render();
+    addCopyButtons(this.body);
+  }
+
+  /** The reply ended in an error: shown inline with Retry, the partial text kept. */
+  fail(error) {
+    this.status = "error";
+    this.element.dataset.status = "error";
+    showError(this.element, error);
+    this.render();
+    addCopyButtons(this.body);
+  }
+}

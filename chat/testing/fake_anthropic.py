@@ -2,7 +2,13 @@
 
 Run it standalone (``python -m chat.testing.fake_anthropic --port 8765 --tps 50``) or in
 tests (``FakeAnthropicServer``). Each request is scriptable with an ``x-fake-script`` JSON
-header or a ``[fake tokens=300 tps=50 fail=drop after=5]`` line in the last user message.
+header or a ``[fake tokens=300 tps=50 fail=drop after=5]`` directive in the last user
+message (header > directive > ``server.default_script``). Options: ``text`` (reply; default
+"Echo: <prompt>" plus filler words), ``tokens`` (exact delta count), ``tps``, ``ttft``
+(seconds before the response), ``input_tokens``, ``stop_reason``, ``should_retry``, and
+``fail``: 400/401/403/404/500, ``429`` (with ``retry_after``), ``529``/``overloaded``,
+or after ``after`` tokens ``overloaded_midstream`` (error event), ``drop`` (connection
+closed without the final chunk), ``stall`` (silence until the client gives up).
 """
 
 from __future__ import annotations
@@ -17,24 +23,20 @@ import shlex
 import threading
 import time
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
-FILLER = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor".split()
+FILLER = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit")
 # Words with their leading whitespace; a trailing run of whitespace is its own token, so
 # "".join(tokenize(text)) == text for any text.
 TOKEN_RE = re.compile(r"\s*\S+|\s+")
-DIRECTIVE_RE = re.compile(r"^[ \t]*\[fake((?:\s+(?:[^\]\"'\s]|\"[^\"]*\"|'[^']*')+)*)\s*\][ \t]*$", re.M)
+# [fake key=value key="quoted value" ...], anywhere in the text.
+DIRECTIVE_RE = re.compile(r"\[fake((?:\s+(?:[^\]\"'\s]|\"[^\"]*\"|'[^']*')+)*)\s*\]")
 SCRIPT_TYPES: dict[str, type] = {
-    "text": str,
-    "tokens": int,
-    "tps": float,
-    "ttft": float,
-    "fail": str,
-    "after": int,
-    "retry_after": float,
+    **dict.fromkeys(("text", "fail", "stop_reason"), str),
+    **dict.fromkeys(("tokens", "after", "input_tokens"), int),
+    **dict.fromkeys(("tps", "ttft", "retry_after"), float),
     "should_retry": bool,
-    "input_tokens": int,
-    "stop_reason": str,
 }
 # fail=<name or status> for failures answered before any stream starts.
 STATUS_FAILURES: dict[str, tuple[int, str, str]] = {
@@ -46,10 +48,9 @@ STATUS_FAILURES: dict[str, tuple[int, str, str]] = {
     "500": (500, "api_error", "Internal server error (scripted)."),
     "529": (529, "overloaded_error", "Overloaded"),
 }
-FAIL_ALIASES = {"auth": "401", "rate_limit": "429", "overloaded": "529", "midstream": "overloaded_midstream"}
+FAIL_ALIASES = {"auth": "401", "rate_limit": "429", "overloaded": "529"}
+# fail=<name> for failures after ``after`` tokens of a stream.
 STREAM_FAILURES = {"overloaded_midstream", "drop", "stall"}
-REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-           429: "Too Many Requests", 500: "Internal Server Error", 529: "Overloaded"}  # fmt: skip
 
 
 class ScriptError(ValueError):
@@ -62,7 +63,7 @@ def tokenize(text: str) -> list[str]:
 
 
 def parse_directive(prompt: str) -> tuple[dict[str, Any], str]:
-    """Extract ``[fake k=v ...]`` lines from a prompt: (script options, prompt without them)."""
+    """Extract ``[fake k=v ...]`` directives: (script options, the prompt without them)."""
     script: dict[str, Any] = {}
     for match in DIRECTIVE_RE.finditer(prompt):
         for item in shlex.split(match.group(1)):
@@ -139,18 +140,42 @@ class ClientGone(Exception):
     """The client closed the connection while we were answering."""
 
 
+@dataclass
 class _Connection:
     """One keep-alive HTTP/1.1 connection: read requests, write responses."""
 
-    def __init__(self, server: FakeAnthropicServer, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter) -> None:  # fmt: skip
-        self.server = server
-        self.reader = reader
-        self.writer = writer
+    server: FakeAnthropicServer
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    # Our own read buffer, shared by the request parser and the hang-up watcher, so bytes
+    # the watcher reads (a pipelined request) are kept rather than lost.
+    buffer: bytearray = field(default_factory=bytearray)
+
+    async def fill(self) -> bool:
+        """Read more bytes into the buffer; False at end of stream."""
+        data = await self.reader.read(65536)
+        self.buffer += data
+        return bool(data)
+
+    async def take(self, size: int | None = None, until: bytes = b"") -> bytes | None:
+        """Consume ``size`` bytes, or up to and including ``until``; None at end of stream."""
+        while (end := self._end(size, until)) is None:
+            if not await self.fill():
+                return None
+        data = bytes(self.buffer[:end])
+        del self.buffer[:end]
+        return data
+
+    def _end(self, size: int | None, until: bytes) -> int | None:
+        if size is not None:
+            return size if len(self.buffer) >= size else None
+        found = self.buffer.find(until)
+        return found + len(until) if found >= 0 else None
 
     async def serve(self) -> None:
         """Answer requests until the client closes or asks to."""
-        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, ClientGone):
+        # ValueError: a malformed request line or header; just hang up.
+        with contextlib.suppress(ConnectionError, ClientGone, ValueError):
             while (request := await self.read_request()) is not None:
                 method, path, headers, raw = request
                 record = RequestRecord(method, path, headers)
@@ -163,9 +188,7 @@ class _Connection:
 
     async def read_request(self) -> tuple[str, str, dict[str, str], bytes] | None:
         """Parse one request; None at a clean end of connection."""
-        try:
-            head = await self.reader.readuntil(b"\r\n\r\n")
-        except asyncio.IncompleteReadError:
+        if (head := await self.take(until=b"\r\n\r\n")) is None:
             return None
         request_line, *lines = head.decode("utf-8", "replace").split("\r\n")
         method, path, _version = request_line.split(" ", 2)
@@ -173,25 +196,17 @@ class _Connection:
         for line in filter(None, lines):
             name, _, value = line.partition(":")
             name = name.strip().lower()
-            headers[name] = f"{headers[name]}, {value.strip()}" if name in headers else value.strip()
-        return method, path, headers, await self.read_body(headers)
-
-    async def read_body(self, headers: dict[str, str]) -> bytes:
-        """Read a Content-Length or chunked request body."""
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            body = b""
-            while size := int((await self.reader.readline()).split(b";")[0], 16):
-                body += await self.reader.readexactly(size + 2)
-                body = body[:-2]
-            await self.reader.readline()
-            return body
-        return await self.reader.readexactly(int(headers.get("content-length", 0)))
+            headers[name] = (
+                f"{headers[name]}, {value.strip()}" if name in headers else value.strip()
+            )
+        # The SDK always sends a Content-Length body (no chunked uploads to support).
+        body = await self.take(int(headers.get("content-length", 0)))
+        return None if body is None else (method, path, headers, body)
 
     async def answer_watching_eof(self, record: RequestRecord, raw: bytes) -> bool:
         """Answer while watching for the client hanging up (reader EOF); keep alive?"""
         answer = asyncio.ensure_future(self.server._answer(self, record, raw))
-        # No HTTP client pipelines while a response is in flight, so any read here is EOF.
-        watch = asyncio.ensure_future(self.reader.read(65536))
+        watch = asyncio.ensure_future(self.watch_eof())
         try:
             done, _ = await asyncio.wait({answer, watch}, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:  # the server is stopping
@@ -199,6 +214,8 @@ class _Connection:
             watch.cancel()
             raise
         watch.cancel()
+        # Let the watcher finish cancelling, or the next read would clash with it.
+        await asyncio.gather(watch, return_exceptions=True)
         if answer not in done:
             record.client_disconnected = True
             answer.cancel()
@@ -207,6 +224,11 @@ class _Connection:
         except (asyncio.CancelledError, ClientGone, ConnectionError):
             record.client_disconnected = True
             return False
+
+    async def watch_eof(self) -> None:
+        """Return when the client closes its side of the connection."""
+        while await self.fill():
+            pass
 
     async def write(self, data: bytes) -> None:
         """Write and flush; a closed peer raises ClientGone."""
@@ -220,11 +242,14 @@ class _Connection:
 
     async def send_head(self, status: int, headers: dict[str, str]) -> None:
         """Write the status line and headers."""
-        lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}"]
+        reason = "Overloaded" if status == 529 else HTTPStatus(status).phrase
+        lines = [f"HTTP/1.1 {status} {reason}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         await self.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
 
-    async def send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+    async def send_json(
+        self, status: int, body: Any, headers: dict[str, str] | None = None
+    ) -> None:
         """A complete JSON response with Content-Length."""
         data = json.dumps(body).encode()
         base = {"content-type": "application/json", "content-length": str(len(data))}
@@ -237,14 +262,23 @@ class _Connection:
 
     async def drop(self) -> None:
         """Flush what was written, then close without the terminating chunk."""
-        while self.writer.transport.get_write_buffer_size():
-            await asyncio.sleep(0.001)
+        # close() (unlike abort()) sends what is buffered before the FIN.
         self.writer.transport.close()
 
 
 def sse(event: str, data: dict[str, Any]) -> bytes:
     """One server-sent event."""
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+def event(kind: str, **fields: Any) -> bytes:
+    """One Messages stream event, whose data repeats its name as ``type``."""
+    return sse(kind, {"type": kind, **fields})
+
+
+def error_body(kind: str, message: str) -> dict[str, Any]:
+    """The API's error shape."""
+    return {"type": "error", "error": {"type": kind, "message": message}}
 
 
 class FakeAnthropicServer:
@@ -255,9 +289,16 @@ class FakeAnthropicServer:
     is sent as ``x-should-retry`` on errors (None: header omitted).
     """
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, tps: float = 100.0,
-                 ttft: float = 0.0, valid_key: str | None = None,
-                 should_retry: bool | None = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tps: float = 100.0,
+        ttft: float = 0.0,
+        valid_key: str | None = None,
+        should_retry: bool | None = False,
+    ) -> None:
         self.host, self.port = host, port
         self.tps, self.ttft = tps, ttft
         self.valid_key, self.should_retry = valid_key, should_retry
@@ -350,14 +391,14 @@ class FakeAnthropicServer:
         self.requests.clear()
         self.default_script = {}
 
-    def wait_for_disconnects(self, count: int = 1, timeout: float = 5.0) -> bool:
-        """Block until ``count`` client disconnects were seen; False on timeout."""
+    def wait_for_disconnect_blocking(self, count: int = 1, within: float = 5.0) -> bool:
+        """Block the calling thread until ``count`` client disconnects; False after ``within``."""
         with self._changed:
-            return self._changed.wait_for(lambda: self.disconnects >= count, timeout)
+            return self._changed.wait_for(lambda: self.disconnects >= count, within)
 
-    async def wait_for_disconnect(self, count: int = 1, timeout: float = 5.0) -> bool:
-        """Await ``count`` client disconnects from any event loop; False on timeout."""
-        deadline = time.monotonic() + timeout
+    async def wait_for_disconnect(self, count: int = 1, within: float = 5.0) -> bool:
+        """Await ``count`` client disconnects from any event loop; False after ``within`` s."""
+        deadline = time.monotonic() + within
         # Polling works whichever loop/thread the server runs on.
         while self.disconnects < count:
             if time.monotonic() >= deadline:
@@ -377,8 +418,11 @@ class FakeAnthropicServer:
         self._connections.add(task)
         try:
             await _Connection(self, reader, writer).serve()
-        except asyncio.CancelledError:
+        except BaseException as exc:
+            # Never leave a transport open: Server.wait_closed() would wait for it forever.
             writer.transport.abort()
+            if not isinstance(exc, asyncio.CancelledError):  # stop() cancels us: that's fine
+                raise
         finally:
             self._connections.discard(task)
 
@@ -427,20 +471,22 @@ class FakeAnthropicServer:
         return None
 
     def _headers(self, record: RequestRecord, error: bool = False) -> dict[str, str]:
+        """A fresh request-id, and x-should-retry on errors."""
         headers = {"request-id": f"req_fake_{next(self._ids):06d}"}
         retry = record.script.get("should_retry", self.should_retry)
         if error and retry is not None:
             headers["x-should-retry"] = "true" if retry else "false"
         return headers
 
-    async def _error(self, conn: _Connection, record: RequestRecord, status: int, kind: str,
-                     message: str) -> bool:  # fmt: skip
+    async def _error(
+        self, conn: _Connection, record: RequestRecord, status: int, kind: str, message: str
+    ) -> bool:
+        """An error response in the API's JSON shape (always complete, so keep-alive)."""
         record.status = status
         headers = self._headers(record, error=True)
         if status == 429:
             headers["retry-after"] = f"{record.script.get('retry_after', 1):g}"
-        body = {"type": "error", "error": {"type": kind, "message": message},
-                "request_id": headers["request-id"]}  # fmt: skip
+        body = {**error_body(kind, message), "request_id": headers["request-id"]}
         await conn.send_json(status, body, headers)
         record.completed = True
         return True
@@ -452,12 +498,18 @@ class FakeAnthropicServer:
         stop = script.get("stop_reason") or ("max_tokens" if len(tokens) > limit else "end_turn")
         texts = [message_text(m.get("content")) for m in body["messages"] if isinstance(m, dict)]
         chars = len(message_text(body.get("system", ""))) + sum(map(len, texts))
-        usage = {"input_tokens": script.get("input_tokens", max(1, chars // 4)),
-                 "output_tokens": 1, "cache_creation_input_tokens": 0,
-                 "cache_read_input_tokens": 0}  # fmt: skip
-        message = {"id": f"msg_fake_{next(self._ids):06d}", "type": "message", "role": "assistant",
-                   "model": body.get("model"), "content": [], "stop_reason": None,
-                   "stop_sequence": None, "usage": usage}  # fmt: skip
+        usage = {"input_tokens": script.get("input_tokens", max(1, chars // 4)), "output_tokens": 1}
+        usage |= {"cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+        message = {
+            "id": f"msg_fake_{next(self._ids):06d}",
+            "type": "message",
+            "role": "assistant",
+            "model": body.get("model"),
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": usage,
+        }
         return message, stop
 
     async def _complete(self, conn: _Connection, record: RequestRecord, tokens: list[str]) -> bool:
@@ -476,27 +528,30 @@ class FakeAnthropicServer:
         message, stop = self._message(record, tokens)
         tokens = tokens[: int(record.body.get("max_tokens") or 0)]
         record.status = 200
-        head = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache",
-                "transfer-encoding": "chunked"}  # fmt: skip
+        head = {
+            "content-type": "text/event-stream; charset=utf-8",
+            "cache-control": "no-cache",
+            "transfer-encoding": "chunked",
+        }
         await conn.send_head(200, {**head, **self._headers(record)})
-        await conn.send_chunk(sse("message_start", {"type": "message_start", "message": message}))
+        await conn.send_chunk(event("message_start", message=message))
         block = {"type": "text", "text": ""}
-        start = {"type": "content_block_start", "index": 0, "content_block": block}
-        await conn.send_chunk(sse("content_block_start", start) + sse("ping", {"type": "ping"}))
+        await conn.send_chunk(event("content_block_start", index=0, content_block=block))
+        await conn.send_chunk(event("ping"))
         if not await self._send_tokens(conn, record, tokens):
             return False
-        await conn.send_chunk(
-            sse("content_block_stop", {"type": "content_block_stop", "index": 0})
-            + sse("message_delta", {"type": "message_delta",
-                                    "delta": {"stop_reason": stop, "stop_sequence": None},
-                                    "usage": {"output_tokens": len(tokens)}})  # fmt: skip
-            + sse("message_stop", {"type": "message_stop"})
-        )
+        await conn.send_chunk(event("content_block_stop", index=0))
+        stopped = {"stop_reason": stop, "stop_sequence": None}
+        usage = {"output_tokens": len(tokens)}
+        await conn.send_chunk(event("message_delta", delta=stopped, usage=usage))
+        await conn.send_chunk(event("message_stop"))
         await conn.send_chunk(b"")
         record.completed = True
         return True
 
-    async def _send_tokens(self, conn: _Connection, record: RequestRecord, tokens: list[str]) -> bool:
+    async def _send_tokens(
+        self, conn: _Connection, record: RequestRecord, tokens: list[str]
+    ) -> bool:
         """Stream the deltas, failing as scripted; False if the connection must end."""
         tps = record.script.get("tps", self.tps)
         fail, after = record.script.get("fail"), record.script.get("after", 0)
@@ -508,18 +563,20 @@ class FakeAnthropicServer:
             if tps > 0 and (delay := first + index / tps - loop.time()) > 0:
                 await asyncio.sleep(delay)
             sent_at = time.time()
-            delta = {"type": "content_block_delta", "index": 0,
-                     "delta": {"type": "text_delta", "text": text}, "sent_at": sent_at}  # fmt: skip
-            await conn.send_chunk(sse("content_block_delta", delta))
+            delta = {"type": "text_delta", "text": text}
+            # sent_at is ours (benchmarks read it); the SDK ignores unknown fields.
+            await conn.send_chunk(
+                event("content_block_delta", index=0, delta=delta, sent_at=sent_at)
+            )
             record.sent.append((text, sent_at))
         if fail in STREAM_FAILURES:
             return await self._fail_midstream(conn, fail)
         return True
 
     async def _fail_midstream(self, conn: _Connection, fail: str) -> bool:
+        """Fail a started stream: an error event, a dropped connection, or silence."""
         if fail == "overloaded_midstream":
-            error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
-            await conn.send_chunk(sse("error", error))
+            await conn.send_chunk(sse("error", error_body("overloaded_error", "Overloaded")))
             await conn.send_chunk(b"")
             return True
         if fail == "stall":
@@ -537,8 +594,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ttft", type=float, default=0.2, help="seconds before the first token")
     parser.add_argument("--valid-key", default=None, help="the only API key accepted")
     args = parser.parse_args(argv)
-    server = FakeAnthropicServer(host=args.host, port=args.port, tps=args.tps, ttft=args.ttft,
-                                 valid_key=args.valid_key)  # fmt: skip
+    server = FakeAnthropicServer(
+        host=args.host, port=args.port, tps=args.tps, ttft=args.ttft, valid_key=args.valid_key
+    )
 
     async def serve() -> None:
         await server.start()

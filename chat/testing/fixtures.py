@@ -1,0 +1,36 @@
+"""Pytest fixtures: a fake Anthropic API, and settings that point the provider at it.
+
+Registered by ``tests/conftest.py`` with ``pytest_plugins = ["chat.testing.fixtures"]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from chat.testing.fake_anthropic import FakeAnthropicServer
+
+
+@pytest.fixture
+def fake_anthropic() -> Iterator[FakeAnthropicServer]:
+    """A fake Anthropic API on loopback, on its own thread so it outlives any test loop."""
+    server = FakeAnthropicServer().start_in_thread()
+    try:
+        yield server
+    finally:
+        server.stop_thread()
+
+
+@pytest.fixture
+def anthropic_settings(settings: Any, fake_anthropic: FakeAnthropicServer) -> FakeAnthropicServer:
+    """Select the Anthropic provider, aimed at ``fake_anthropic`` with retries off."""
+    settings.CHAT = {
+        **(getattr(settings, "CHAT", None) or {}),
+        "PROVIDER": "anthropic",
+        "ANTHROPIC_API_KEY": "test-key",
+        "ANTHROPIC_BASE_URL": fake_anthropic.base_url,
+        "ANTHROPIC_MAX_RETRIES": 0,
+    }
+    return fake_anthropic

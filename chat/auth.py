@@ -58,7 +58,15 @@ async def authenticate(request: HttpRequest) -> Any:
 
 async def token_user_of(request: HttpRequest) -> Any | None:
     """The user of an ``Authorization: Token <key>`` header; None when there is no such header."""
-    scheme, _, rest = request.headers.get("Authorization", "").strip().partition(" ")
+    return await token_user(request.headers.get("Authorization", ""))
+
+
+async def token_user(authorization: str) -> Any | None:
+    """The user of an ``Authorization`` header value; None unless it uses the Token scheme.
+
+    Raises ``AuthenticationFailed`` for a malformed header, an unknown key or an inactive user.
+    """
+    scheme, _, rest = authorization.strip().partition(" ")
     if scheme.lower() != TOKEN_KEYWORD:
         return None
     parts = rest.split()

@@ -26,18 +26,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# settings.CHAT keys -> the environment variables chatsite/settings.py reads them from.
-CHAT_ENV: dict[str, str] = {
-    "PROVIDER": "CHAT_PROVIDER",
-    "MODEL": "CHAT_MODEL",
-    "MAX_TOKENS": "CHAT_MAX_TOKENS",
-    "SYSTEM_PROMPT": "CHAT_SYSTEM_PROMPT",
-    "HISTORY_WINDOW": "CHAT_HISTORY_WINDOW",
-    "FLUSH_INTERVAL": "CHAT_FLUSH_INTERVAL",
-    "ANTHROPIC_API_KEY": "ANTHROPIC_API_KEY",
-    "ANTHROPIC_BASE_URL": "ANTHROPIC_BASE_URL",
-    "TRANSPORT": "CHAT_TRANSPORT",
-}
+
+def chat_env_names() -> dict[str, str]:
+    """settings.CHAT keys -> the environment variables ``chatsite.settings`` reads them from."""
+    from django.conf import settings
+
+    mapping = getattr(settings, "CHAT_ENVIRONMENT", {})
+    return {key: name for key, (name, _cast) in mapping.items()}
 
 
 @dataclass
@@ -77,10 +72,14 @@ class LiveServer:
 
 
 def chat_environment(chat: Mapping[str, Any]) -> dict[str, str]:
-    """Environment variables reproducing ``chat`` (a ``settings.CHAT``) in a server process."""
+    """Environment variables reproducing ``chat`` (a ``settings.CHAT``) in a server process.
+
+    Keys with no environment variable (``PROVIDER_OPTIONS``...) are not passed on.
+    """
+    names = chat_env_names()
     env: dict[str, str] = {}
     for key, value in chat.items():
-        name = CHAT_ENV.get(key)
+        name = names.get(key)
         if name is not None and value is not None:
             env[name] = str(value)
     return env
@@ -111,7 +110,7 @@ def start_daphne(
     sock = free_socket()
     host, port = sock.getsockname()[:2]
     environ = {**os.environ, "DJANGO_SETTINGS_MODULE": "chatsite.settings", "PYTHONUNBUFFERED": "1"}
-    for name in CHAT_ENV.values():
+    for name in chat_env_names().values():
         environ.pop(name, None)
     if database_name:
         environ["DATABASE_URL"] = f"sqlite:///{database_name}"

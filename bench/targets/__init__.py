@@ -1,0 +1,1 @@
+"""Peer relays the project is measured against (no framework, and Starlette)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -55,7 +56,7 @@ class Publisher:
         self.origin = origin
         self.pending: list[tuple[str, WatchEvent]] = []
         self.wakeup = asyncio.Event()
-        self.task = asyncio.get_running_loop().create_task(self._run())
+        self.task = background(self._run())
 
     def publish(self, conversation_id: str, event: WatchEvent) -> None:
         """Queue an event for the conversation's group (never blocks the caller)."""
@@ -79,6 +80,11 @@ class Publisher:
             logger.exception("could not publish an event to the channel layer")
 
 
+def background(coro: Any) -> asyncio.Task[None]:
+    """A long-lived task detached from the current request's context."""
+    return asyncio.get_running_loop().create_task(coro, context=contextvars.Context())
+
+
 def coalesce(items: list[tuple[str, WatchEvent]]) -> list[tuple[str, WatchEvent]]:
     """Merge consecutive chunks of the same reply into one (their offsets are contiguous)."""
     out: list[tuple[str, WatchEvent]] = []
@@ -100,15 +106,21 @@ class ControlChannel:
         self.on_cancel = on_cancel
         self.name: str | None = None
         self.ready = asyncio.Event()
-        self.task = asyncio.get_running_loop().create_task(self._run())
+        self.task = background(self._run())
 
     async def _run(self) -> None:
         self.name = await self.layer.new_channel(prefix="chat.worker")
         self.ready.set()
         while True:
-            message = await self.layer.receive(self.name)
-            if message.get("type") == "chat.cancel":
-                await self.on_cancel(int(message["message_id"]))
+            try:
+                message = await self.layer.receive(self.name)
+                if message.get("type") == "chat.cancel":
+                    await self.on_cancel(int(message["message_id"]))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("control channel failed; retrying")
+                await asyncio.sleep(1)
 
     async def claim(self, message_id: int) -> None:
         """Receive control messages for a reply this process runs."""

@@ -97,6 +97,7 @@ class Engine:
             user_id=user_id,
             model=assistant.model,
         )
+        self._bridge()
         gen.listeners.append(self._forward_to_watchers(gen.conversation_id))
         self.generations[gen.message_id] = gen
         self._notify(

@@ -29,7 +29,7 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 
-LEASE_SECONDS = 2.0
+LEASE_SECONDS = 4.0
 
 
 def server_env(fake: FakeAnthropicServer) -> dict[str, str]:
@@ -147,7 +147,7 @@ async def test_sse_on_a_follows_and_resumes_reply_on_b(servers, owner):
     await asyncio.sleep(0.4)
     live, resumed = await asyncio.gather(follow_sse(a, owner, mid), follow_sse(a, owner, mid, 5))
     stored = await Message.objects.aget(pk=mid)
-    assert stored.status == "complete"
+    assert stored.status == "complete", b.log() + "\n=====A\n" + a.log()
     assert chunk_text(live) == stored.content
     assert chunk_text(resumed) == stored.content[5:]
     assert live[-2].event == "done"
@@ -163,10 +163,10 @@ async def test_cancel_on_a_stops_generation_on_b(servers, owner, fake_anthropic)
         response = await client.post(f"/api/messages/{mid}/cancel/", headers=auth_headers(owner))
     assert response.status_code == 202
     message = await wait_status(mid, {"cancelled"}, within=10)
-    assert message.status == "cancelled"
-    assert 0 < len(message.content)
+    assert message.status == "cancelled", b.log() + "\n=====A\n" + a.log()
+    assert len(message.content) > 0
     assert await fake_anthropic.wait_for_disconnect(within=5)
-    assert fake_anthropic.last_request().client_disconnected
+    assert fake_anthropic.last_request.client_disconnected
 
 
 async def test_killed_process_leaves_reply_interrupted(servers, owner):
@@ -187,13 +187,16 @@ async def test_killed_process_leaves_reply_interrupted(servers, owner):
 
 
 async def test_sigterm_ends_generations_within_bounded_time(servers, owner):
-    a, b = servers
+    _a, b = servers
     started = await post_message(b, owner, "go [fake tokens=400 tps=40]")
     mid = started["assistant_message"]["id"]
     await asyncio.sleep(1.0)
     begun = time.monotonic()
     b.process.send_signal(signal.SIGTERM)
-    await asyncio.to_thread(b.process.wait, 15)
+    try:
+        await asyncio.to_thread(b.process.wait, 15)
+    except Exception:
+        raise AssertionError(b.log()) from None
     assert time.monotonic() - begun < 12
     message = await Message.objects.aget(pk=mid)
     assert message.status in {"complete", "interrupted"}

@@ -8,6 +8,7 @@ provider. Production sets DATABASE_URL, REDIS_URL, DJANGO_SECRET_KEY and friends
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -106,7 +107,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file (not :memory:) so threads and server subprocesses share it; one per test
     # process so concurrent runs do not clobber each other.
     DATABASES["default"]["TEST"] = {
-        "NAME": os.environ.get("DJANGO_TEST_DB") or str(BASE_DIR / f"test-db-{os.getpid()}.sqlite3")
+        "NAME": os.environ.get("DJANGO_TEST_DB") or os.path.join(tempfile.gettempdir(), f"chat-test-db-{os.getpid()}.sqlite3")
     }
 
 REDIS_URL = os.environ.get("REDIS_URL", "")

@@ -2,12 +2,12 @@
 
 from django.urls import path
 
-from chat import pages
+from chat import health, pages
 
 app_name = "chat"
 
 urlpatterns = [
     path("", pages.home, name="home"),
     path("c/<uuid:conversation_id>/", pages.conversation, name="conversation"),
-    path("healthz", pages.healthz, name="healthz"),
+    path("healthz", health.healthz, name="healthz"),
 ]

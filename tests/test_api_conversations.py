@@ -91,6 +91,18 @@ def test_list_paginates_with_cursor(api: APIClient, alice: Any) -> None:
     assert [c["title"] for c in back["results"]] == ["c4", "c3"]
 
 
+def test_new_conversations_do_not_shift_later_pages(api: APIClient, alice: Any) -> None:
+    for i in range(4):
+        make_conversation(alice, f"c{i}")
+    first = api.get(LIST, {"limit": 2}).json()
+
+    make_conversation(alice, "brand new")  # lands on top, before page 2 is fetched
+    second = api.get(first["next"]).json()
+
+    assert [c["title"] for c in first["results"]] == ["c3", "c2"]
+    assert [c["title"] for c in second["results"]] == ["c1", "c0"]
+
+
 def test_anonymous_is_refused(anon: APIClient, alice: Any) -> None:
     make_conversation(alice)
 

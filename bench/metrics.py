@@ -24,6 +24,8 @@ class Samples:
     open_rss: int  # while every stream was open
     open_threads: int
     open_streams: int  # streams open at that moment
+    idle_fds: int
+    open_fds: int
     writes: dict[str, int]  # rows written per chat table during the run
     flush_interval: float
 
@@ -88,6 +90,9 @@ def figures(
         if samples.open_streams
         else None,
         "threads_per_stream": (samples.open_threads - samples.idle_threads) / samples.open_streams
+        if samples.open_streams
+        else None,
+        "fds_per_stream": (samples.open_fds - samples.idle_fds) / samples.open_streams
         if samples.open_streams
         else None,
         "errors": len(errors),

@@ -124,8 +124,9 @@ class Footprint:
 
     rss: int
     threads: int
+    fds: int
 
 
 def footprint(ps: psutil.Process) -> Footprint:
-    """The process's resident memory and OS thread count now."""
-    return Footprint(ps.memory_info().rss, ps.num_threads())
+    """The process's resident memory, OS threads and open file descriptors now."""
+    return Footprint(ps.memory_info().rss, ps.num_threads(), ps.num_fds())

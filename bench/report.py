@@ -21,8 +21,9 @@ RESULTS = ROOT / "bench" / "results"
 START, END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
 FIGURES = [
     "added_p50", "added_p99", "ttft_p50", "ttft_p99", "cpu_per_1k", "rss_kb_per_stream",
-    "threads_per_stream", "errors", "incomplete", "writes_per_reply", "writes_bound",
-    "conversation_writes_per_reply", "server_core_pct", "client_core_pct", "other_cores_pct",
+    "threads_per_stream", "fds_per_stream", "errors", "incomplete", "writes_per_reply",
+    "writes_bound", "conversation_writes_per_reply", "server_core_pct", "client_core_pct",
+    "other_cores_pct",
 ]  # fmt: skip
 PACKAGES = ["Django", "channels", "daphne", "Twisted", "uvicorn", "starlette", "sse-starlette",
             "anthropic", "httpx2"]  # fmt: skip
@@ -285,6 +286,7 @@ def progress_line(result: dict[str, Any], seconds: float) -> str:
         f"TTFT+ {num(result['ttft_p50'])} ms, CPU {num(result['cpu_per_1k'], 3)} s/1k, "
         f"RSS {num(result['rss_kb_per_stream'])} KB/stream, "
         f"threads {num(result['threads_per_stream'], 2)}/stream, "
+        f"fds {num(result['fds_per_stream'], 1)}/stream, "
         f"err {result['errors']}/{result['incomplete']}, "
         f"writes {num(result['writes_per_reply'])}, "
         f"CPU% {num(result['server_core_pct'], 0)}/{num(result['client_core_pct'], 0)}"

@@ -200,7 +200,7 @@ class Bench:
             wall=wall, server_cpu=cpu, client_cpu=client, other_cpu=max(0.0, other),
             idle_rss=idle.rss, idle_threads=idle.threads,
             open_rss=opened.rss, open_threads=opened.threads,
-            open_streams=open_streams,
+            open_streams=open_streams, idle_fds=idle.fds, open_fds=opened.fds,
             writes={t: writes_after.get(t, 0) - n for t, n in writes_before.items()}
             | {t: n for t, n in writes_after.items() if t not in writes_before},
             flush_interval=FLUSH_INTERVAL,

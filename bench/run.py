@@ -20,7 +20,7 @@ from typing import Any
 
 import psutil
 
-from bench import procs, report
+from bench import procs, profiling, report
 from bench.client import HTTPConnection, Reply, Target, run_load
 from bench.databases import BenchDatabase, pg_available
 from bench.metrics import Samples, figures
@@ -44,6 +44,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-tps", type=float, default=50.0)
     parser.add_argument("--total-tps", type=float, default=1500.0)
     parser.add_argument("--out", type=Path, default=None, help="markdown report path")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy the server during each load phase"
+    )
     args = parser.parse_args(argv)
     args.ks = args.ks or ([1, 50] if args.quick else [1, 50, 200, 500])
     args.rounds = args.rounds or (1 if args.quick else 3)
@@ -174,6 +177,8 @@ class Bench:
         cpu0, client0 = procs.cpu_seconds(ps), procs.cpu_seconds(self.me) + procs.cpu_seconds(up)
         busy0 = procs.machine_busy_seconds()
         wall0 = time.monotonic()
+        spy_out = report.RESULTS / f"profile-{prefix}.txt"
+        spy = profiling.start(ps.pid, spy_out, core=CLIENT_CORE) if self.args.profile else None
         all_open = asyncio.Event()
         live = [Reply(conv.bench_id) for conv in convs]
         timeout = self.args.open_over + self.args.ttft + 2 * self.args.tokens / self.tps(k) + 30
@@ -190,6 +195,9 @@ class Bench:
         # Streams sampled: started, not yet ended (a short run may have some finished).
         open_streams = sum(1 for r in live if r.chunks and not r.ended and not r.error)
         replies: list[Reply] = await asyncio.wait_for(load, timeout + 30)
+        if spy is not None:
+            profiling.stop(spy)
+            spy_out.with_suffix(".summary").write_text(profiling.summarise(spy_out))
         await asyncio.sleep(0.3)  # let the server finish its last writes and teardown
         wall = time.monotonic() - wall0
         cpu = procs.cpu_seconds(ps) - cpu0
@@ -230,6 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run, then print and write the report."""
     args = parse_args(argv)
     os.sched_setaffinity(0, {CLIENT_CORE})
+    procs.raise_priority()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:

@@ -23,8 +23,8 @@ User = get_user_model()
 
 
 def make_user(username: str, **extra: Any) -> Any:
-    """A user with password ``pw``."""
-    return User.objects.create_user(username, password="pw", **extra)
+    """A user without a usable password (tests log in with ``force_login`` or a token)."""
+    return User.objects.create_user(username, password=None, **extra)
 
 
 def token_client(user: Any) -> APIClient:

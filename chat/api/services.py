@@ -177,16 +177,17 @@ def usage_for(*, user_id: int, days: int) -> dict[str, Any]:
 
 def usage_per_user_per_day(*, days: int) -> QuerySet[Any]:
     """Staff view: replies and tokens per user per day, newest day first, biggest first."""
-    tokens = Coalesce(Sum("input_tokens"), 0) + Coalesce(Sum("output_tokens"), 0)
+    tokens = Coalesce(F("input_tokens"), 0) + Coalesce(F("output_tokens"), 0)
     return (
         replies_since(days)
         .annotate(date=TruncDate("created_at"))
         .values("date", "conversation__owner_id", "conversation__owner__username")
+        # The total first: the names below shadow the fields they sum.
+        .annotate(total_tokens=Sum(tokens))
         .annotate(
             replies=Count("id"),
             input_tokens=Coalesce(Sum("input_tokens"), 0),
             output_tokens=Coalesce(Sum("output_tokens"), 0),
-            total_tokens=tokens,
         )
         .order_by("-date", "-total_tokens", "conversation__owner__username")
     )

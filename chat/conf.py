@@ -28,6 +28,10 @@ DEFAULTS: dict[str, Any] = {
     "FLUSH_INTERVAL": 0.5,
     "MAX_MESSAGE_LENGTH": 32_000,
     "MAX_CONCURRENT_PER_USER": 3,
+    # Tokens (input + output) a user may spend per UTC day; None (or 0) = unlimited.
+    "DAILY_TOKEN_QUOTA": None,
+    # Messages a user may send per minute, all processes together; None (or 0) = unlimited.
+    "MESSAGES_PER_MINUTE": 20,
     # A streaming message whose owner stops renewing its lease for this long is
     # considered abandoned and marked interrupted.
     "LEASE_SECONDS": 15.0,

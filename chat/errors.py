@@ -13,6 +13,8 @@ class ChatError(Exception):
     type: str = "api_error"
     status: int = 500
     default_message = "Something went wrong."
+    # Seconds after which trying again may succeed (sent as ``Retry-After``), if known.
+    retry_after: float | None = None
 
     def __init__(self, message: str | None = None) -> None:
         self.message = message or self.default_message
@@ -53,6 +55,30 @@ class TooManyGenerations(ChatError):
     type = "rate_limit_error"
     status = 429
     default_message = "You have too many replies running at once; wait for one to finish."
+
+
+class RateLimited(ChatError):
+    """The user sends messages faster than ``MESSAGES_PER_MINUTE``: nothing was stored."""
+
+    type = "rate_limit_error"
+    status = 429
+    default_message = "You are sending messages too fast; wait a moment."
+
+    def __init__(self, message: str | None = None, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class QuotaExceeded(ChatError):
+    """The user's ``DAILY_TOKEN_QUOTA`` is used up: nothing was stored."""
+
+    type = "quota_exceeded"
+    status = 429
+    default_message = "You have used your tokens for today; the quota resets at midnight UTC."
+
+    def __init__(self, message: str | None = None, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ProviderError(ChatError):

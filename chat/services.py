@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from chat import limits
 from chat.conf import chat_settings
 from chat.errors import Conflict, InvalidRequest, NotFound, TooManyGenerations
 from chat.history import build_history
@@ -74,7 +75,8 @@ def start_turn(*, user_id: int, conversation_id: Any, content: str, worker: str)
     user has too many running; replies abandoned by a dead process are marked first.
     """
     content = validate_content(content)
-    with transaction.atomic():
+    # The messages-per-minute slot is given back if the start is refused.
+    with limits.message_slot(user_id=user_id), transaction.atomic():
         # Lock the user's row so concurrent starts (in any process) count replies in turn.
         get_user_model().objects.select_for_update().filter(pk=user_id).first()
         conversation = (
@@ -90,6 +92,7 @@ def start_turn(*, user_id: int, conversation_id: Any, content: str, worker: str)
             raise Conflict()
         if running.count() >= chat_settings.MAX_CONCURRENT_PER_USER:
             raise TooManyGenerations()
+        limits.check_quota(user_id=user_id)
         return _store_turn(conversation, content, worker)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import uuid
 from collections.abc import AsyncIterator
 
@@ -41,6 +42,8 @@ class MethodNotAllowed(ChatError):
 def error_response(error: ChatError, **headers: str) -> JsonResponse:
     """The JSON answer to a refusal."""
     response = JsonResponse({"error": error.as_dict()}, status=error.status)
+    if error.retry_after is not None:  # rate limits and quotas say when to try again
+        response["Retry-After"] = str(math.ceil(error.retry_after))
     for name, value in headers.items():
         response[name.replace("_", "-")] = value
     return response

@@ -1,4 +1,5 @@
-"""Pytest plugin: markers for tests that need real PostgreSQL or Redis.
+"""Pytest plugin: markers for tests that need real PostgreSQL or Redis, and per-test
+clean-up of shared state (worker-thread connections, rate-limit counters).
 
 ``@pytest.mark.needs_postgres`` runs only when ``DATABASE_URL`` points at PostgreSQL and
 ``@pytest.mark.needs_redis`` only when ``REDIS_URL`` is set; otherwise the test is skipped
@@ -12,9 +13,12 @@ from collections.abc import Iterator
 import pytest
 from asgiref.sync import SyncToAsync
 from django.conf import settings
+from django.core.cache import caches
+from django.core.cache.backends.locmem import LocMemCache
 from django.db import connections
 
 from chat.db import close_db_connection
+from chat.limits import RATE_KEY_PREFIX
 
 MARKERS = {
     "needs_postgres": "the test needs PostgreSQL (set DATABASE_URL=postgres://...)",
@@ -57,3 +61,23 @@ def _close_worker_thread_connections() -> Iterator[None]:
     if using_postgres():
         close_db_connection()
         SyncToAsync.single_thread_executor.submit(connections.close_all).result()
+
+
+def clear_rate_limits() -> None:
+    """Forget every messages-per-minute count (and, in a local cache, everything else)."""
+    cache = caches["default"]
+    if isinstance(cache, LocMemCache):
+        cache.clear()  # this process's own cache
+        return
+    client = getattr(cache, "_cache", None)
+    if client is not None and hasattr(client, "get_client"):  # Redis: only our keys
+        redis = client.get_client(None, write=True)
+        keys = list(redis.scan_iter(match=f"*{RATE_KEY_PREFIX}:*", count=1000))
+        if keys:
+            redis.delete(*keys)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> None:
+    """Every test starts with no messages counted: user ids repeat from test to test."""
+    clear_rate_limits()

@@ -362,3 +362,17 @@ async def test_compression_middleware_leaves_the_event_stream_alone(
     frames = parse_sse(b"".join(writes).decode())
     assert len(writes) == len(frames)
     assert frames[-1].data == "[DONE]"
+
+
+async def test_rest_list_and_streaming_post_refuse_anonymous_alike(conversation, reply):
+    anonymous = AsyncClient()
+    listed = await anonymous.get(url(conversation))
+    posted = await anonymous.post(url(conversation), {"content": "Hi"}, "application/json")
+    assert listed.status_code == posted.status_code == 403
+    assert listed.json()["error"]["type"] == posted.json()["error"]["type"] == "not_authenticated"
+
+
+async def test_get_on_the_messages_url_lists_the_stored_messages(client, conversation, reply):
+    response = await client.get(url(conversation))
+    assert response.status_code == 200
+    assert "Hello" in response.content.decode()

@@ -28,7 +28,7 @@ class ErrorDetailSerializer(serializers.Serializer):
 
 
 class UsageDetailSerializer(serializers.Serializer):
-    """A reply's token counts (``None`` until known)."""
+    """A reply's token counts (null until known)."""
 
     input_tokens = serializers.IntegerField(allow_null=True)
     output_tokens = serializers.IntegerField(allow_null=True)
@@ -141,16 +141,22 @@ class TokenCountsSerializer(serializers.Serializer):
     output_tokens = serializers.IntegerField()
 
 
-class DayUsageSerializer(TokenCountsSerializer):
+class DayUsageSerializer(serializers.Serializer):
     """Usage of one day (UTC)."""
 
     date = serializers.DateField()
+    replies = serializers.IntegerField()
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
 
 
-class ModelUsageSerializer(TokenCountsSerializer):
+class ModelUsageSerializer(serializers.Serializer):
     """Usage of one model."""
 
     model = serializers.CharField()
+    replies = serializers.IntegerField()
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
 
 
 class UsageSerializer(serializers.Serializer):

@@ -12,10 +12,10 @@ import binascii
 import datetime as dt
 import json
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Model, Q, QuerySet
+from django.db.models import Field, Model, Q, QuerySet
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
@@ -55,7 +55,7 @@ class KeysetPagination(BasePagination):
     # Whether ?after=<pk> / ?before=<pk> may start a page at a known row.
     anchor_params = False
 
-    def paginate_queryset(
+    def paginate_queryset(  # type: ignore[override]  # a QuerySet, never a list
         self, queryset: QuerySet[Any], request: Request, view: Any = None
     ) -> list[Any]:
         """The rows of the requested page, in ``ordering`` order."""
@@ -152,7 +152,7 @@ class KeysetPagination(BasePagination):
             if len(values) != len(self.ordering) or not isinstance(payload["b"], bool):
                 raise ValueError("wrong shape")
             position = tuple(
-                model._meta.get_field(f.lstrip("-")).to_python(v)
+                cast(Field, model._meta.get_field(f.lstrip("-"))).to_python(v)
                 for f, v in zip(self.ordering, values, strict=True)
             )
             if not all(map(_storable, position)):

@@ -7,7 +7,7 @@ output with ``chat.presenters`` so the REST API, SSE and WebSocket send one JSON
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.core.validators import MaxLengthValidator
 from rest_framework import serializers
@@ -117,7 +117,7 @@ class ConversationWriteSerializer(serializers.Serializer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Read at use time so the configured model list (and test overrides) apply.
-        self.fields["model"].choices = chat_settings.MODELS
+        cast(serializers.ChoiceField, self.fields["model"]).choices = chat_settings.MODELS
         limit = chat_settings.MAX_MESSAGE_LENGTH
         prompt = self.fields["system_prompt"]
         prompt.max_length = limit  # type: ignore[attr-defined]

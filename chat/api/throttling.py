@@ -16,4 +16,5 @@ class UserThrottle(UserRateThrottle):
     def get_rate(self) -> str | None:
         """The current rate of this scope, or ``None`` for no limit."""
         rates = api_settings.DEFAULT_THROTTLE_RATES or {}
-        return rates.get(self.scope)
+        rate = rates.get(self.scope or "")
+        return str(rate) if rate else None

@@ -19,18 +19,20 @@ from rest_framework.authtoken.models import Token
 @require_http_methods(["GET", "POST"])
 def token_page(request: HttpRequest) -> HttpResponse:
     """``GET``: whether a token exists; ``POST action=create|revoke`` (CSRF-protected)."""
-    token = Token.objects.filter(user=request.user).first()
+    user = request.user
+    assert user.is_authenticated  # login_required
+    token = Token.objects.filter(user=user).first()
     new_key = None
     if request.method == "POST":
         action = request.POST.get("action")
         if action == "revoke":
-            Token.objects.filter(user=request.user).delete()
+            Token.objects.filter(user=user).delete()
             return redirect("api:token")
         if action != "create":
             return HttpResponse("Unknown action.", status=400, content_type="text/plain")
         # Creating replaces any existing token, so a leaked key can be rotated.
-        Token.objects.filter(user=request.user).delete()
-        token = Token.objects.create(user=request.user)
+        Token.objects.filter(user=user).delete()
+        token = Token.objects.create(user=user)
         new_key = token.key
     context = {
         "token": token,

@@ -40,6 +40,11 @@ ERRORS = {
 }
 
 
+def owner_id(request: Request) -> int:
+    """The id of the authenticated user (every view requires one)."""
+    return int(request.user.pk)  # type: ignore[arg-type]
+
+
 def _errors(*codes: int) -> dict[int, OpenApiResponse]:
     return {code: ERRORS[code] for code in codes}
 
@@ -56,7 +61,7 @@ class ConversationList(generics.ListAPIView):
         query = SearchQuerySerializer(data=self.request.query_params)
         query.is_valid(raise_exception=True)
         q = query.validated_data.get("q", "")
-        return services.conversations_for(user_id=self.request.user.pk, q=q)
+        return services.conversations_for(user_id=owner_id(self.request), q=q)
 
     @extend_schema(
         summary="List or search conversations",
@@ -78,8 +83,8 @@ class ConversationList(generics.ListAPIView):
         """Create an empty conversation (title, system prompt and model are optional)."""
         data = ConversationWriteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        created = services.create_conversation(user_id=request.user.pk, **data.validated_data)
-        conversation = services.conversations_for(user_id=request.user.pk).get(pk=created.pk)
+        created = services.create_conversation(user_id=owner_id(request), **data.validated_data)
+        conversation = services.conversations_for(user_id=owner_id(request)).get(pk=created.pk)
         body = ConversationSerializer(conversation).data
         location = f"/api/conversations/{created.pk}/"
         return Response(body, status=status.HTTP_201_CREATED, headers={"Location": location})
@@ -92,7 +97,7 @@ class ConversationDetail(APIView):
 
     def get_object(self, conversation_id: Any) -> Conversation:
         """The user's conversation, annotated, or 404."""
-        qs = services.conversations_for(user_id=self.request.user.pk)
+        qs = services.conversations_for(user_id=owner_id(self.request))
         return get_object_or_404(qs, pk=conversation_id)
 
     @extend_schema(
@@ -124,7 +129,9 @@ class ConversationDetail(APIView):
     )
     def delete(self, request: Request, conversation_id: Any) -> Response:
         """Delete it (a reply running in it is stopped first)."""
-        conversation = get_object_or_404(Conversation, pk=conversation_id, owner_id=request.user.pk)
+        conversation = get_object_or_404(
+            Conversation, pk=conversation_id, owner_id=owner_id(request)
+        )
         services.delete_conversation(conversation)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -140,7 +147,7 @@ class MessageList(generics.ListAPIView):
         conversation = get_object_or_404(
             Conversation.objects.only("pk"),
             pk=self.kwargs["conversation_id"],
-            owner_id=self.request.user.pk,
+            owner_id=owner_id(self.request),
         )
         return Message.objects.filter(conversation=conversation)
 
@@ -178,7 +185,7 @@ class ConversationExport(APIView):
         query = ExportQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         fmt = query.validated_data["format"]
-        qs = exports.with_messages(Conversation.objects.filter(owner_id=request.user.pk))
+        qs = exports.with_messages(Conversation.objects.filter(owner_id=owner_id(request)))
         conversation = get_object_or_404(qs, pk=conversation_id)
         response = HttpResponse(
             exports.render([conversation], fmt, many=False),
@@ -201,5 +208,5 @@ class Usage(APIView):
         """The last ``?days=`` days (default 30), per day (UTC) and per model."""
         query = UsageQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        usage = services.usage_for(user_id=request.user.pk, days=query.validated_data["days"])
+        usage = services.usage_for(user_id=owner_id(request), days=query.validated_data["days"])
         return Response(UsageSerializer(usage).data)

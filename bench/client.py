@@ -45,6 +45,7 @@ class Reply:
 
     bench_id: str
     sent_at: float = 0.0
+    answered_at: float | None = None  # the project's POST answered (201), SSE only
     # (arrival time.time(), characters of the reply received so far), one per chunk.
     chunks: list[tuple[float, int]] = field(default_factory=list)
     text: str = ""
@@ -203,6 +204,7 @@ async def run_django_sse(target: Target, conv: Conversation, text: str, reply: R
         conn.send("POST", path, headers, body)
         status, head = await conn.head()
         answer = await conn.read_all(head)
+        reply.answered_at = time.time()
         if status != 201:
             reply.error = f"POST HTTP {status}: {answer[:200]!r}"
             return

@@ -58,6 +58,7 @@ def figures(
     expected, ends = reply_text(tokens), token_ends(tokens)
     added: list[float] = []
     ttft: list[float] = []
+    post: list[float] = [r.answered_at - r.sent_at for r in replies if r.answered_at]
     durations: list[float] = []
     errors: list[str] = []
     incomplete = 0
@@ -85,6 +86,8 @@ def figures(
         "added_p99": pct(added, 99),
         "ttft_p50": pct(ttft, 50),
         "ttft_p99": pct(ttft, 99),
+        "post_p50": pct(post, 50),
+        "post_p99": pct(post, 99),
         "cpu_per_1k": samples.server_cpu / (delivered_tokens / 1000) if delivered_tokens else None,
         "rss_kb_per_stream": (samples.open_rss - samples.idle_rss) / 1024 / samples.open_streams
         if samples.open_streams

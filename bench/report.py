@@ -20,7 +20,8 @@ DOCS = ROOT / "docs"
 RESULTS = ROOT / "bench" / "results"
 START, END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
 FIGURES = [
-    "added_p50", "added_p99", "ttft_p50", "ttft_p99", "cpu_per_1k", "rss_kb_per_stream",
+    "added_p50", "added_p99", "ttft_p50", "ttft_p99", "post_p50", "post_p99", "cpu_per_1k",
+    "rss_kb_per_stream",
     "threads_per_stream", "fds_per_stream", "errors", "incomplete", "writes_per_reply",
     "writes_bound", "conversation_writes_per_reply", "server_core_pct", "client_core_pct",
     "other_cores_pct",
@@ -186,8 +187,24 @@ def machine() -> str:
     versions = ", ".join(f"{p} {safe_version(p)}" for p in PACKAGES)
     return (
         f"{model}, {os.cpu_count()} cores; {platform.platform()}; "
-        f"Python {platform.python_version()}; {versions}"
+        f"Python {platform.python_version()}; {versions}; code: {git_state()}"
     )
+
+
+def git_state() -> str:
+    """The commit measured, and whether the project's code had uncommitted changes."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        return done.stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--", "chat", "chatsite")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{commit}{' + uncommitted changes in chat/ or chatsite/' if dirty else ''}"
 
 
 def safe_version(package: str) -> str:
@@ -283,7 +300,8 @@ def progress_line(result: dict[str, Any], seconds: float) -> str:
         return f"{head} FAILED: {result['failed']} (log {result.get('log')})"
     return (
         f"{head} added p50/p99 {num(result['added_p50'])}/{num(result['added_p99'])} ms, "
-        f"TTFT+ {num(result['ttft_p50'])} ms, CPU {num(result['cpu_per_1k'], 3)} s/1k, "
+        f"TTFT+ {num(result['ttft_p50'])} ms (POST {num(result['post_p50'])}), "
+        f"CPU {num(result['cpu_per_1k'], 3)} s/1k, "
         f"RSS {num(result['rss_kb_per_stream'])} KB/stream, "
         f"threads {num(result['threads_per_stream'], 2)}/stream, "
         f"fds {num(result['fds_per_stream'], 1)}/stream, "

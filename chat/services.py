@@ -49,6 +49,11 @@ def validate_content(content: Any) -> str:
         )
     if "\x00" in content:
         raise InvalidRequest("The message contains a NUL character.")
+    if not content.isascii():
+        try:
+            content.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (a JSON "\ud800" escape) cannot be stored
+            raise InvalidRequest("The message contains invalid Unicode.") from None
     return content
 
 

@@ -25,11 +25,13 @@ from chat.conf import chat_settings
 from chat.db import run_db
 from chat.errors import APIError, ChatError, Interrupted, NotFound, ProviderError
 from chat.events import (
+    IDLE,
     Chunk,
     Done,
     Error,
     Event,
     FinalEvent,
+    Idle,
     MessageAdded,
     OffsetTracker,
     Start,
@@ -219,25 +221,28 @@ class Engine:
     # -- following ------------------------------------------------------------------
 
     async def follow(
-        self, *, message_id: int, user_id: int, offset: int = 0
-    ) -> AsyncIterator[Event]:
+        self, *, message_id: int, user_id: int, offset: int = 0, heartbeat: float | None = None
+    ) -> AsyncIterator[Event | Idle]:
         """Every event of a reply from ``offset``: live if it runs here, else from storage.
 
-        Raises ``NotFound`` (before yielding) for an unknown message or another user's.
+        With ``heartbeat``, ``IDLE`` is yielded whenever that many seconds pass without an
+        event. Raises ``NotFound`` (before yielding) for an unknown message or another user's.
         """
         gen = self.generations.get(message_id)
         if gen is not None and gen.user_id == user_id:
-            return gen.follow(offset)
+            return gen.follow(offset, heartbeat)
         message = await run_db(services.get_message, message_id=message_id, user_id=user_id)
         if message.role != Message.Role.ASSISTANT:
             raise NotFound("Message not found.")
         gen = self.generations.get(message_id)  # it may have started meanwhile
         if gen is not None:
-            return gen.follow(offset)
+            return gen.follow(offset, heartbeat)
         layer = bridge.shared_layer()
         if layer is not None and not message.is_final:
-            return follow_remote(layer, message, offset)
-        return follow_stored(message, offset)
+            events = follow_remote(layer, message, offset)
+        else:
+            events = follow_stored(message, offset)
+        return with_heartbeat(events, heartbeat) if heartbeat else events
 
     # -- cancelling -----------------------------------------------------------------
 
@@ -434,6 +439,36 @@ async def _next_remote(
     return (
         admitted if admitted is not None else ("gap" if event.start > tracker.delivered else "old")
     )
+
+
+async def with_heartbeat(
+    events: AsyncIterator[Event], seconds: float
+) -> AsyncIterator[Event | Idle]:
+    """``events``, with ``IDLE`` yielded after each ``seconds`` of silence."""
+    loop = asyncio.get_running_loop()
+    pending: asyncio.Future[Event] | None = None
+    try:
+        while True:
+            # One awaitable per event, kept across heartbeats: cancelling a timed-out
+            # ``__anext__`` would close the underlying generator.
+            if pending is None:
+                pending = loop.create_task(anext(events))  # type: ignore[arg-type]
+            done, _ = await asyncio.wait((pending,), timeout=seconds)
+            if not done:
+                yield IDLE
+                continue
+            finished, pending = pending, None
+            try:
+                event = finished.result()
+            except StopAsyncIteration:
+                return
+            yield event
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await pending
+        await events.aclose()  # type: ignore[attr-defined]
 
 
 _engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Engine] = weakref.WeakKeyDictionary()

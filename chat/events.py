@@ -117,6 +117,17 @@ SSE_DONE = "data: [DONE]\n\n"
 SSE_PING = ": ping\n\n"
 
 
+@dataclass(frozen=True, slots=True)
+class Idle:
+    """Nothing happened for a heartbeat interval (SSE sends a ``: ping`` comment)."""
+
+    def to_sse(self) -> str:
+        return SSE_PING
+
+
+IDLE = Idle()
+
+
 def sse_retry(milliseconds: int) -> str:
     """The ``retry:`` frame that tells ``EventSource`` how long to wait before reconnecting."""
     return f"retry: {milliseconds}\n\n"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 
-from chat.events import Chunk, Event, FinalEvent, OffsetTracker, Start, is_final
+from chat.events import IDLE, Chunk, Event, FinalEvent, Idle, OffsetTracker, Start, is_final
 
 
 class Generation:
@@ -59,8 +59,13 @@ class Generation:
         for listener in self.listeners:
             listener(event)
 
-    async def follow(self, offset: int = 0) -> AsyncIterator[Event]:
-        """Every event from ``offset`` on: start, the text so far, then live chunks."""
+    async def follow(
+        self, offset: int = 0, heartbeat: float | None = None
+    ) -> AsyncIterator[Event | Idle]:
+        """Every event from ``offset`` on: start, the text so far, then live chunks.
+
+        With ``heartbeat``, ``IDLE`` is yielded after that many seconds without an event.
+        """
         # Snapshot and subscribe with no await in between: nothing can slip through.
         at = self.length
         backlog = self.text[offset:] if offset < at else ""
@@ -77,7 +82,13 @@ class Generation:
                 yield final
                 return
             while True:
-                event = await queue.get()
+                try:
+                    # A timer, not a task per event: this is the per-token hot path.
+                    async with asyncio.timeout(heartbeat):
+                        event = await queue.get()
+                except TimeoutError:
+                    yield IDLE
+                    continue
                 if isinstance(event, Chunk):
                     admitted = tracker.admit(event)
                     if admitted is not None:

@@ -7,8 +7,6 @@ are encoded by ``chat.events`` (``to_sse``), never here.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import math
 import uuid
@@ -16,7 +14,12 @@ from collections.abc import AsyncIterator
 
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import (
+    HttpRequest,
+    HttpResponseBase,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.http.request import RawPostDataException
 from django.views.decorators.csrf import csrf_exempt
 
@@ -24,10 +27,10 @@ from chat.auth import authenticate
 from chat.conf import chat_settings
 from chat.engine import get_engine
 from chat.errors import ChatError, InvalidRequest, NotFound
-from chat.events import SSE_DONE, SSE_PING, Event, sse_retry
+from chat.events import SSE_DONE, Event, Idle, sse_retry
 from chat.presenters import message_dict
+from chat.threads import release_request_thread
 
-PING = SSE_PING.encode()
 DONE = SSE_DONE.encode()
 
 
@@ -69,45 +72,27 @@ def stream_url(message_id: int) -> str:
 # -- the event stream -------------------------------------------------------------------
 
 
-async def sse_body(events: AsyncIterator[Event], ping_seconds: float) -> AsyncIterator[bytes]:
+async def sse_body(events: AsyncIterator[Event | Idle]) -> AsyncIterator[bytes]:
     """The frames of a reply: ``retry``, its events, ``: ping`` while idle, ``[DONE]`` last.
 
     A client that goes away cancels this iterator: only the following stops (the
     follower's queue is released); the generation runs on.
     """
-    loop = asyncio.get_running_loop()
-    iterator = aiter(events)
-    pending: asyncio.Future[Event] | None = None
     try:
         yield sse_retry(chat_settings.SSE_RETRY_MS).encode()
-        while True:
-            # One awaitable per event, kept across pings: cancelling a timed-out
-            # ``anext`` would close the follower's generator.
-            if pending is None:
-                pending = loop.create_task(iterator.__anext__())
-            done, _ = await asyncio.wait((pending,), timeout=ping_seconds)
-            if not done:
-                yield PING
-                continue
-            finished, pending = pending, None
-            try:
-                event = finished.result()
-            except StopAsyncIteration:
-                break
+        # The middleware has run by now: nothing sync is left until the stream ends.
+        release_request_thread()
+        async for event in events:
             yield event.to_sse().encode()
         yield DONE
     finally:
-        if pending is not None:
-            pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                await pending
-        await iterator.aclose()  # type: ignore[attr-defined]
+        await events.aclose()  # type: ignore[attr-defined]
 
 
 def event_stream_response(events: AsyncIterator[Event], **headers: str) -> StreamingHttpResponse:
     """A ``text/event-stream`` response that no proxy or middleware buffers or compresses."""
     response = StreamingHttpResponse(
-        sse_body(events, chat_settings.SSE_PING_SECONDS),
+        sse_body(events),
         content_type="text/event-stream; charset=utf-8",
     )
     response["Cache-Control"] = "no-cache"
@@ -123,7 +108,7 @@ def event_stream_response(events: AsyncIterator[Event], **headers: str) -> Strea
 
 
 @csrf_exempt  # CSRF is enforced in chat.auth for session users only (tokens need none).
-async def conversation_messages(request: HttpRequest, conversation_id: str) -> HttpResponse:
+async def conversation_messages(request: HttpRequest, conversation_id: str) -> HttpResponseBase:
     """``POST``: send a message and start the reply; ``GET``: the REST list of messages."""
     try:
         conversation_uuid = uuid.UUID(conversation_id)
@@ -143,7 +128,9 @@ async def conversation_messages(request: HttpRequest, conversation_id: str) -> H
         return error_response(error)
     assistant = turn.assistant_message
     if wants_event_stream(request):
-        events = await get_engine().follow(message_id=assistant.pk, user_id=user.pk)
+        events = await get_engine().follow(
+            message_id=assistant.pk, user_id=user.pk, heartbeat=chat_settings.SSE_PING_SECONDS
+        )
         return event_stream_response(
             events, X_Message_Id=str(assistant.pk), X_User_Message_Id=str(turn.user_message.pk)
         )
@@ -155,7 +142,7 @@ async def conversation_messages(request: HttpRequest, conversation_id: str) -> H
     return JsonResponse(body, status=201, headers={"Location": stream_url(assistant.pk)})
 
 
-async def _list_messages(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
+async def _list_messages(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponseBase:
     """Hand ``GET`` to the REST API's message list (a DRF view, which authenticates itself)."""
     try:
         from chat.api.views import message_list_view  # type: ignore[attr-defined]
@@ -175,7 +162,7 @@ def message_content(request: HttpRequest) -> str:
         data = json.loads(request.body or b"null")
     except (RequestDataTooBig, RawPostDataException):
         raise InvalidRequest("The request body is too large.") from None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: deep nesting
         raise InvalidRequest('The body must be JSON, like {"content": "Hello"}.') from None
     if not isinstance(data, dict):
         raise InvalidRequest('The body must be a JSON object, like {"content": "Hello"}.')
@@ -187,14 +174,19 @@ def message_content(request: HttpRequest) -> str:
     return content
 
 
-async def message_stream(request: HttpRequest, message_id: int) -> HttpResponse:
+async def message_stream(request: HttpRequest, message_id: int) -> HttpResponseBase:
     """``GET``: follow a reply from the start, ``Last-Event-ID`` or ``?offset=`` (a pure read)."""
     if request.method != "GET":
         return method_not_allowed(request, "GET")
     try:
         user = await authenticate(request)
         offset = requested_offset(request)
-        events = await get_engine().follow(message_id=message_id, user_id=user.pk, offset=offset)
+        events = await get_engine().follow(
+            message_id=message_id,
+            user_id=user.pk,
+            offset=offset,
+            heartbeat=chat_settings.SSE_PING_SECONDS,
+        )
     except ChatError as error:
         return error_response(error)
     return event_stream_response(events, X_Message_Id=str(message_id))
@@ -212,7 +204,7 @@ def requested_offset(request: HttpRequest) -> int:
 
 
 @csrf_exempt  # CSRF is enforced in chat.auth for session users only (tokens need none).
-async def message_cancel(request: HttpRequest, message_id: int) -> HttpResponse:
+async def message_cancel(request: HttpRequest, message_id: int) -> HttpResponseBase:
     """``POST``: stop a running reply, keeping its text; a no-op on one that has ended."""
     if request.method != "POST":
         return method_not_allowed(request, "POST")

@@ -12,4 +12,6 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         count = mark_interrupted()
-        self.stdout.write(f"Marked {count} abandoned repl{'y' if count == 1 else 'ies'} interrupted.")
+        self.stdout.write(
+            f"Marked {count} abandoned repl{'y' if count == 1 else 'ies'} interrupted."
+        )

@@ -1,0 +1,73 @@
+"""An open event stream holds no OS thread in the server (checked on a real Daphne)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx2
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from rest_framework.authtoken.models import Token
+
+from chat.models import Conversation
+from chat.testing.fake_anthropic import FakeAnthropicServer
+from chat.testing.live_server import running_daphne
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+STREAMS = 24
+
+
+def thread_count(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("Threads:")).split()[1])
+
+
+async def test_open_streams_do_not_hold_a_thread_each(fake_anthropic: FakeAnthropicServer):
+    if "sqlite" not in connection.settings_dict["ENGINE"]:
+        pytest.skip("runs against the SQLite test database")
+    user = await get_user_model().objects.acreate_user("alice", password="pw")
+    token = await Token.objects.acreate(user=user)
+    convs = [await Conversation.objects.acreate(owner=user, model="m") for _ in range(STREAMS)]
+    env = {
+        "CHAT_PROVIDER": "anthropic",
+        "ANTHROPIC_API_KEY": "k",
+        "ANTHROPIC_BASE_URL": fake_anthropic.base_url,
+        "CHAT_MAX_CONCURRENT_PER_USER": str(STREAMS),
+        "CHAT_MESSAGES_PER_MINUTE": "1000",
+    }
+    headers = {"Authorization": f"Token {token.key}", "Accept": "text/event-stream"}
+    name = str(connection.settings_dict["NAME"])
+    with running_daphne(database_name=name, env=env) as server:
+        async with httpx2.AsyncClient(base_url=server.url, timeout=30) as client:
+            await client.get("/healthz")
+            baseline = thread_count(server.pid)
+            opened = asyncio.Event()
+            started = 0
+
+            async def chat(conv: Conversation) -> str:
+                nonlocal started
+                url = f"/api/conversations/{conv.pk}/messages/"
+                body = {"content": "hi [fake tokens=30 tps=10]"}
+                async with client.stream("POST", url, json=body, headers=headers) as response:
+                    assert response.status_code == 200
+                    text = ""
+                    async for part in response.aiter_text():
+                        text += part
+                        if "id: " in part and started < STREAMS:
+                            started += 1
+                            if started == STREAMS:
+                                opened.set()
+                    return text
+
+            streams = [asyncio.create_task(chat(conv)) for conv in convs]
+            await asyncio.wait_for(opened.wait(), 20)
+            await asyncio.sleep(0.5)
+            during = thread_count(server.pid)
+            for task in streams:
+                task.cancel()
+            await asyncio.gather(*streams, return_exceptions=True)
+    # With a thread per stream this would be baseline + 24.
+    assert during - baseline < STREAMS / 3, (baseline, during)

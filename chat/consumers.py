@@ -67,7 +67,7 @@ class Delivery:
         a client joining mid-reply catches up with ``resume``.
         """
         if isinstance(event, MessageAdded):
-            message_id = event.message.get("id")
+            message_id = int(event.message["id"])
             if message_id in self.user_messages:
                 return None
             self.user_messages.add(message_id)
@@ -316,7 +316,7 @@ def decode_frame(text_data: str | None) -> dict[str, Any]:
         raise InvalidRequest(f"The frame is too large (the limit is {MAX_FRAME_BYTES} bytes).")
     try:
         frame = json.loads(text_data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: deeply nested arrays
         raise InvalidRequest("The frame is not valid JSON.") from None
     if not isinstance(frame, dict):
         raise InvalidRequest('A frame must be a JSON object with a "type".')

@@ -119,7 +119,8 @@ class Engine:
         first: float | None = None
         usage = Usage()
         stop_reason: str | None = None
-        status, error = Status.COMPLETE, None
+        status: str = Status.COMPLETE
+        error: ChatError | None = None
         flusher = loop.create_task(self._flush_loop(gen))
         try:
             if self.control is not None:

@@ -138,7 +138,7 @@ def is_final(event: Event) -> bool:
     return isinstance(event, Done | Error)
 
 
-def to_dict(event: Event) -> dict[str, Any]:
+def to_dict(event: Event | MessageAdded) -> dict[str, Any]:
     """A JSON-able form (used across processes through the channel layer)."""
     return event.to_ws()
 

@@ -62,6 +62,6 @@ def hook_twisted_shutdown() -> None:
     _twisted_hooked = True
     reactor.addSystemEventTrigger(  # type: ignore[attr-defined]
         "before",
-        "shutdown",
+        "shutdown",  # type: ignore[arg-type]
         lambda: defer.Deferred.fromFuture(asyncio.ensure_future(shutdown_engines())),
     )

@@ -89,7 +89,9 @@ async def sse_body(events: AsyncIterator[Event | Idle]) -> AsyncIterator[bytes]:
         await events.aclose()  # type: ignore[attr-defined]
 
 
-def event_stream_response(events: AsyncIterator[Event], **headers: str) -> StreamingHttpResponse:
+def event_stream_response(
+    events: AsyncIterator[Event | Idle], **headers: str
+) -> StreamingHttpResponse:
     """A ``text/event-stream`` response that no proxy or middleware buffers or compresses."""
     response = StreamingHttpResponse(
         sse_body(events),

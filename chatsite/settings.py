@@ -107,7 +107,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file (not :memory:) so threads and server subprocesses share it; one per test
     # process so concurrent runs do not clobber each other.
     DATABASES["default"]["TEST"] = {
-        "NAME": os.environ.get("DJANGO_TEST_DB") or os.path.join(tempfile.gettempdir(), f"chat-test-db-{os.getpid()}.sqlite3")
+        "NAME": os.environ.get("DJANGO_TEST_DB")
+        or os.path.join(tempfile.gettempdir(), f"chat-test-db-{os.getpid()}.sqlite3")
     }
 
 REDIS_URL = os.environ.get("REDIS_URL", "")

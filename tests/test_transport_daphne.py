@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import Any
 
 import httpx2
+import psutil
 import pytest
 import websockets
 from django.contrib.auth import get_user_model
@@ -113,3 +115,34 @@ async def test_frame_over_daphnes_limit_closes_with_1009_and_within_it_gets_an_e
     # frame header; a client still writing the payload may see the reset (1006) instead.
     assert ws.close_code in (1009, 1006)
     assert await Message.objects.acount() == 0
+
+
+async def test_open_event_streams_do_not_hold_a_thread_each(
+    anthropic_settings: FakeAnthropicServer, daphne_server, owner
+):
+    process = psutil.Process(daphne_server.server.pid)
+    async with httpx2.AsyncClient(base_url=daphne_server, timeout=20) as client:
+        started = await client.post(
+            f"/api/conversations/{owner['conversation'].pk}/messages/",
+            json={"content": "Long [fake tokens=200 tps=20]"},
+            headers=owner["headers"],
+        )
+        stream_url = started.json()["stream_url"]
+        async with contextlib.AsyncExitStack() as streams:
+            first = await streams.enter_async_context(
+                client.stream("GET", stream_url, headers=owner["headers"])
+            )
+            await anext(first.aiter_raw())
+            before = process.num_threads()
+            for _ in range(10):
+                response = await streams.enter_async_context(
+                    client.stream("GET", stream_url, headers=owner["headers"])
+                )
+                await anext(response.aiter_raw())
+            during = process.num_threads()
+        await client.post(
+            f"/api/messages/{started.json()['assistant_message']['id']}/cancel/",
+            headers=owner["headers"],
+        )
+    # Django's per-request thread is let go once a stream starts (chat.threads).
+    assert during - before < 5

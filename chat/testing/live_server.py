@@ -152,6 +152,12 @@ def wait_until_serving(server: LiveServer, host: str, port: int, timeout: float)
     raise RuntimeError(f"Daphne did not answer within {timeout} s:\n{server.log()}")
 
 
+class LiveURL(str):
+    """A server's base URL (a plain ``str``) that also knows its ``server`` (pid, log...)."""
+
+    server: LiveServer
+
+
 @contextlib.contextmanager
 def running_daphne(**options: Any) -> Iterator[LiveServer]:
     """``start_daphne(**options)`` as a context manager that always stops the server."""
@@ -163,11 +169,12 @@ def running_daphne(**options: Any) -> Iterator[LiveServer]:
 
 
 @pytest.fixture
-def daphne_server(transactional_db: None, settings: Any) -> Iterator[str]:
+def daphne_server(transactional_db: None, settings: Any) -> Iterator[LiveURL]:
     """The base URL of a real Daphne server on the test database and the test's ``CHAT``.
 
     Data the test writes is committed (``transactional_db``) so the server sees it. Set
     ``settings.CHAT`` (e.g. with ``anthropic_settings``) before requesting this fixture.
+    ``daphne_server.server`` is the ``LiveServer`` (its ``pid``, ``ws_url``, ``log()``).
     """
     from django.db import connection
 
@@ -175,7 +182,9 @@ def daphne_server(transactional_db: None, settings: Any) -> Iterator[str]:
     if "sqlite" not in connection.settings_dict["ENGINE"]:
         pytest.skip("daphne_server serves the SQLite test database only")
     with running_daphne(database_name=str(name), chat=getattr(settings, "CHAT", {})) as server:
-        yield server.url
+        url = LiveURL(server.url)
+        url.server = server
+        yield url
 
 
 # -- Server-Sent Events -----------------------------------------------------------------

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -300,7 +301,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def send_error(self, error: ChatError) -> None:
         """An ``error`` frame refusing a client frame (``message_id`` null: no reply ended)."""
-        await self.send_json({"type": "error", "message_id": None, "error": error.as_dict()})
+        body: dict[str, Any] = error.as_dict()
+        if error.retry_after is not None:  # rate limits say when to try again (seconds)
+            body["retry_after"] = math.ceil(error.retry_after)
+        await self.send_json({"type": "error", "message_id": None, "error": body})
 
     @classmethod
     async def encode_json(cls, content: Any) -> str:

@@ -9,6 +9,7 @@ import pytest
 import test_ws
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from rest_framework.authtoken.models import Token
 from test_ws import ORIGIN, frames_until_end, wait_for_end
 
@@ -269,3 +270,20 @@ async def test_upstream_failure_is_an_error_frame_for_the_reply(
     assert stored.content == "".join(f["chunk"] for f in frames if f["type"] == "chunk")
     assert stored.content
     assert await Message.objects.filter(role="user", content=content).aexists()
+
+
+async def test_message_rate_limit_says_when_to_retry(
+    open_socket, user, conversation, scripted, settings
+):
+    await cache.aclear()
+    settings.CHAT = {**settings.CHAT, "MESSAGES_PER_MINUTE": 1}
+    socket, _, _ = await open_socket(conversation, user)
+    await socket.send_json_to({"type": "message", "content": "One"})
+    assert (await frames_until_end(socket))[-1]["type"] == "done"
+    await socket.send_json_to({"type": "message", "content": "Two"})
+    reply = await socket.receive_json_from(5)
+    assert reply["type"] == "error"
+    assert reply["message_id"] is None
+    assert reply["error"]["type"] == "rate_limit_error"
+    assert reply["error"]["retry_after"] >= 1
+    assert await Message.objects.acount() == 2

@@ -54,6 +54,8 @@ function main() {
   // Back/forward between "/" and a conversation created here: show that page for real.
   window.addEventListener("popstate", () => window.location.reload());
   composer.focus();
+  // Lets tests (and styles) know the page is interactive.
+  document.documentElement.dataset.ready = "true";
 }
 
 main();

@@ -108,9 +108,21 @@ export class Reply {
       this.pending = 0;
       this.render();
     };
-    this.pending = document.hidden
-      ? window.setTimeout(run, 200)
-      : window.requestAnimationFrame(run);
+    this.pendingInFrame = !document.hidden;
+    this.pending = this.pendingInFrame
+      ? window.requestAnimationFrame(run)
+      : window.setTimeout(run, 200);
+  }
+
+  cancelRender() {
+    if (this.pending) {
+      if (this.pendingInFrame) {
+        window.cancelAnimationFrame(this.pending);
+      } else {
+        window.clearTimeout(this.pending);
+      }
+      this.pending = 0;
+    }
   }
 
   render() {
@@ -121,6 +133,7 @@ export class Reply {
 
   /** The reply ended normally ("complete") or was stopped ("cancelled"). */
   finish(status) {
+    this.cancelRender();
     this.status = status;
     this.element.dataset.status = status;
     this.element.querySelector(".msg__badge").hidden = status !== "cancelled";
@@ -130,6 +143,7 @@ export class Reply {
 
   /** The reply ended in an error: shown inline with Retry, the partial text kept. */
   fail(error) {
+    this.cancelRender();
     this.status = "error";
     this.element.dataset.status = "error";
     showError(this.element, error);

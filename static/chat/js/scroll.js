@@ -2,6 +2,9 @@
 // offer a "Jump to latest" button. Also keeps the view still when older messages load.
 
 const NEAR_BOTTOM_PX = 48;
+// A scroll within this long of the reader's wheel, touch or key counts as theirs.
+const INTENT_MS = 1000;
+const SCROLL_KEYS = new Set(["ArrowUp", "PageUp", "Home", "ArrowDown", "PageDown", "End", " "]);
 
 /** Scroll behaviour of the thread. */
 export class Scroller {
@@ -10,6 +13,14 @@ export class Scroller {
     this.jumpButton = jumpButton;
     this.stick = true;
     this.lastTop = thread.scrollTop;
+    this.intentAt = 0;
+    const intent = () => {
+      this.intentAt = performance.now();
+    };
+    for (const type of ["wheel", "touchmove", "pointerdown"]) {
+      thread.addEventListener(type, intent, { passive: true });
+    }
+    thread.addEventListener("keydown", (event) => SCROLL_KEYS.has(event.key) && intent());
     thread.addEventListener("scroll", () => this.onScroll(), { passive: true });
     jumpButton.addEventListener("click", () => {
       this.toBottom();
@@ -27,8 +38,8 @@ export class Scroller {
     if (this.atBottom()) {
       this.stick = true;
       this.jumpButton.hidden = true;
-    } else if (top < this.lastTop) {
-      // Only the reader scrolls up: following the stream never does.
+    } else if (top < this.lastTop && performance.now() - this.intentAt < INTENT_MS) {
+      // The reader scrolled up (layout changes that move the view do not count).
       this.stick = false;
       this.jumpButton.hidden = false;
     }

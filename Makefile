@@ -48,5 +48,10 @@ bench: install
 bench-quick: install
 	$(PY) -m bench.run --quick
 
+# Reinstall the browser libraries from package-lock.json and re-copy them into static/vendor/.
+npm:
+	npm ci
+	npm run vendor
+
 clean:
 	rm -rf $(VENV) staticfiles db.sqlite3* test-db.sqlite3*

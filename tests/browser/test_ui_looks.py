@@ -59,7 +59,7 @@ def test_chat_page_mid_stream_and_finished(
         page.wait_for_function(
             "() => { const r = [...document.querySelectorAll('.msg--assistant')].pop();"
             " return r && r.dataset.status === 'streaming'"
-            " && r.querySelector('.msg__body').innerText.includes('for example'); }"
+            " && r.querySelector('.msg__body').innerText.includes('inline code and'); }"
         )
         page.screenshot(path=shots / f"screenshot-{scheme}-streaming.png")
         expect(reply(page)).to_have_attribute("data-status", "complete")

@@ -12,6 +12,16 @@ export function codePointLength(text) {
   return length;
 }
 
+// A last line holding only a block marker ("-", "1.", "#", "```", ">"...) would render as
+// an empty bullet or heading for a moment: while streaming it waits for its text.
+const BARE_MARKER = /(?:^|\n)[ \t]*(?:[-*+]|\d+[.)]|#{1,6}|`{1,3}|~{1,3}|>|\|)?[ \t]*$/;
+
+/** The part of a growing reply worth rendering now (without a dangling block marker). */
+export function stablePrefix(text) {
+  const match = BARE_MARKER.exec(text);
+  return match ? text.slice(0, match.index) : text;
+}
+
 function dropCodePoints(text, count) {
   return Array.from(text).slice(count).join("");
 }
@@ -127,7 +137,7 @@ export class Reply {
 
   render() {
     this.element.querySelector(".msg__typing").hidden = !(this.text === "" && !this.isFinal);
-    morphInto(this.body, renderMarkdown(this.text));
+    morphInto(this.body, renderMarkdown(this.isFinal ? this.text : stablePrefix(this.text)));
     this.onRender(this);
   }
 

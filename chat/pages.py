@@ -43,7 +43,7 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_required
 def conversation(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
     """The chat page with one of the user's conversations open (another user's is a 404)."""
-    conv = get_object_or_404(Conversation, pk=conversation_id, owner=request.user)
+    conv = get_object_or_404(Conversation, pk=conversation_id, owner_id=request.user.pk)
     return render(request, "chat/home.html", page_context(request, conv))
 
 
@@ -97,7 +97,7 @@ def page_context(request: HttpRequest, conv: Conversation | None) -> dict[str, A
         },
     }
     return {
-        "conversations": Conversation.objects.filter(owner=request.user)[:SIDEBAR_SIZE],
+        "conversations": Conversation.objects.filter(owner_id=request.user.pk)[:SIDEBAR_SIZE],
         "conversation": conv,
         "messages": messages,
         "has_older": has_older,

@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import expect
 from ui_support import (
     TIMEOUT_MS,
+    DroppingProxy,
     last_assistant,
     login,
     normalized,
@@ -282,3 +283,28 @@ def test_sidebar_rename_and_delete(page: Any, server: str, user: Any) -> None:
     assert not Conversation.objects.filter(pk=gone.pk).exists()
     page.reload()
     expect(page.locator(".conv__link")).to_have_text(["Renamed <b>safely</b>"])
+
+
+@pytest.mark.parametrize("transport", ["sse", "websocket"])
+def test_network_drop_mid_reply_reconnects_and_resumes(
+    page: Any, server: str, user: Any, fake: FakeAnthropicServer, transport: str
+) -> None:
+    fake.default_script = {"tokens": 90, "tps": 20}
+    proxy = DroppingProxy(server)
+    try:
+        login(page, proxy.url)
+        if transport == "websocket":
+            use_websocket(page)
+        send(page, "Keep going")
+        wait_for_text(page, 40)
+        before = proxy.connections
+        proxy.drop()
+        wait_for_status(page, "complete")
+        assert proxy.connections > before, "the page did not reconnect"
+        # The browser logs the cut connection itself: expected here.
+        page.errors[:] = [e for e in page.errors if "net::ERR_" not in e and "WebSocket" not in e]
+    finally:
+        proxy.close()
+    stored = last_assistant(status="complete")
+    assert reply_text(page) == normalized(stored.content)
+    assert len(stored.content.split()) == 90

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
+import threading
 import time
 from typing import Any
 
@@ -82,3 +85,59 @@ def last_assistant(*, status: str | None = None) -> Message:
         if time.monotonic() > deadline:
             raise AssertionError(f"no assistant message with status {status!r}: {message}")
         time.sleep(0.05)
+
+
+class DroppingProxy:
+    """A loopback TCP proxy in front of the server whose ``drop()`` cuts every open
+    connection at once: a network drop, as the browser sees it."""
+
+    def __init__(self, target_url: str) -> None:
+        host, port = target_url.removeprefix("http://").split(":")
+        self.target = (host, int(port))
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.open: set[socket.socket] = set()
+        self.lock = threading.Lock()
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:  # the server has stopped
+                client.close()
+                continue
+            with self.lock:
+                self.open |= {client, upstream}
+                self.connections += 1
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def drop(self) -> None:
+        """Cut every connection open now (new ones still get through)."""
+        with self.lock:
+            cut, self.open = self.open, set()
+        for end in cut:
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+
+    def close(self) -> None:
+        self.listener.close()
+        self.drop()

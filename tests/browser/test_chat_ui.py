@@ -308,3 +308,28 @@ def test_network_drop_mid_reply_reconnects_and_resumes(
     stored = last_assistant(status="complete")
     assert reply_text(page) == normalized(stored.content)
     assert len(stored.content.split()) == 90
+
+
+@pytest.fixture
+def short_limit(settings: Any, fake: FakeAnthropicServer) -> int:
+    """A 50-character message limit (set before the server starts)."""
+    settings.CHAT = {**settings.CHAT, "MAX_MESSAGE_LENGTH": 50}
+    return 50
+
+
+def test_composer_shows_the_limit_as_it_nears_and_refuses_beyond(
+    page: Any, short_limit: int, server: str, user: Any
+) -> None:
+    login(page, server)
+    box = page.locator("#composer-input")
+    counter = page.locator("#composer-counter")
+    box.fill("a" * 30)
+    expect(counter).to_be_hidden()
+    box.fill("a" * 45)
+    expect(counter).to_have_text("45 / 50")
+    box.fill("a" * 55)
+    expect(counter).to_have_text("55 / 50")
+    expect(page.get_by_role("button", name="Send")).to_be_disabled()
+    box.press("Enter")
+    expect(page.locator(".msg")).to_have_count(0)
+    assert box.input_value() == "a" * 55  # nothing lost

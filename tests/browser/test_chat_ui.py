@@ -103,7 +103,7 @@ def test_stop_keeps_partial_text_marked_stopped(
 def test_reload_mid_reply_reattaches_without_gaps_or_repeats(
     page: Any, server: str, user: Any, fake: FakeAnthropicServer, transport: str
 ) -> None:
-    fake.default_script = {"tokens": 90, "tps": 25}
+    fake.default_script = {"tokens": 120, "tps": 15}
     login(page, server)
     if transport == "websocket":
         use_websocket(page)
@@ -117,7 +117,7 @@ def test_reload_mid_reply_reattaches_without_gaps_or_repeats(
     wait_for_status(page, "complete")
     stored = last_assistant(status="complete")
     assert reply_text(page) == normalized(stored.content)
-    assert len(stored.content.split()) == 90
+    assert len(stored.content.split()) == 120
 
 
 def test_websocket_reply_streams_in_two_tabs(browser: Any, server: str, user: Any) -> None:
@@ -132,7 +132,7 @@ def test_websocket_reply_streams_in_two_tabs(browser: Any, server: str, user: An
         wait_ready(second)
         expect(second.get_by_role("switch", name="WebSocket")).to_be_checked()
         second.wait_for_timeout(500)  # let its socket connect
-        send(first, "[fake tokens=60 tps=20] And again")
+        send(first, "[fake tokens=100 tps=20] And again")
         for tab in (first, second):
             expect(tab.locator(".msg--user")).to_have_count(2)
             expect(tab.locator(REPLY)).to_have_count(2)

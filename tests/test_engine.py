@@ -11,19 +11,13 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from chat import errors
-from chat.db import close_db_connection, run_db
+from chat.db import run_db
 from chat.engine import get_engine
 from chat.events import Chunk, Done, Error, Event, Start
 from chat.models import Conversation, Message
 from chat.providers.locmem import ScriptedProvider
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _close_engine_connection():
-    yield
-    close_db_connection()
 
 
 @pytest.fixture
@@ -36,16 +30,6 @@ def scripted(settings):
     ScriptedProvider.requests.clear()
     configure()
     return configure
-
-
-@pytest.fixture
-def user():
-    return get_user_model().objects.create_user("alice", password="pw")
-
-
-@pytest.fixture
-def conversation(user):
-    return Conversation.objects.create(owner=user, model="claude-sonnet-4-5")
 
 
 async def collect(events) -> list[Event]:

@@ -19,7 +19,6 @@ from django.test import AsyncClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chat.db import close_db_connection
 from chat.engine import get_engine
 from chat.models import Conversation, Message
 from chatsite.asgi import application
@@ -84,12 +83,6 @@ def user() -> Any:
 @pytest.fixture
 def conversation(user: Any) -> Conversation:
     return Conversation.objects.create(owner=user, model="claude-sonnet-4-5")
-
-
-@pytest.fixture(autouse=True)
-def _close_engine_connection() -> Any:
-    yield
-    close_db_connection()
 
 
 async def settle() -> None:

@@ -7,10 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import AsyncClient
 
-from chat.db import close_db_connection
 from chat.engine import get_engine
 from chat.models import Conversation, Message
 from chat.testing.live_server import SSEFrame, parse_sse
@@ -18,12 +16,6 @@ from chat.testing.live_server import SSEFrame, parse_sse
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SSE = {"accept": "text/event-stream"}
-
-
-@pytest.fixture(autouse=True)
-def _close_engine_connection():
-    yield
-    close_db_connection()
 
 
 @pytest.fixture
@@ -35,16 +27,6 @@ def scripted(settings):
 
     configure(chunks=["Hel", "lo ", "wörld 👋"], delay=0.01)
     return configure
-
-
-@pytest.fixture
-def user():
-    return get_user_model().objects.create_user("alice", password="pw")
-
-
-@pytest.fixture
-def conversation(user):
-    return Conversation.objects.create(owner=user, model="claude-sonnet-4-5")
 
 
 @pytest.fixture

@@ -13,19 +13,12 @@ from django.http import JsonResponse
 from django.test import AsyncClient
 from rest_framework.authtoken.models import Token
 
-from chat.db import close_db_connection
 from chat.engine import get_engine
 from chat.models import Conversation, Message
 from chat.testing.fake_anthropic import FakeAnthropicServer
 from chat.testing.live_server import parse_sse
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _close_engine_connection():
-    yield
-    close_db_connection()
 
 
 @pytest.fixture
@@ -38,18 +31,8 @@ def scripted(settings):
 
 
 @pytest.fixture
-def user():
-    return get_user_model().objects.create_user("alice", password="pw")
-
-
-@pytest.fixture
 def mallory():
     return get_user_model().objects.create_user("mallory", password="pw")
-
-
-@pytest.fixture
-def conversation(user):
-    return Conversation.objects.create(owner=user, model="claude-sonnet-4-5")
 
 
 @pytest.fixture

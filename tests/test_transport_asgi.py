@@ -14,10 +14,8 @@ from typing import Any
 
 import pytest
 from asgiref.testing import ApplicationCommunicator
-from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 
-from chat.db import close_db_connection
 from chat.engine import get_engine
 from chat.models import Conversation, Message
 from chat.testing.fake_anthropic import FakeAnthropicServer
@@ -27,25 +25,9 @@ from chatsite.asgi import application
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(autouse=True)
-def _close_engine_connection():
-    yield
-    close_db_connection()
-
-
-@pytest.fixture
-def user():
-    return get_user_model().objects.create_user("alice", password="pw")
-
-
 @pytest.fixture
 def token(user) -> str:
     return Token.objects.create(user=user).key
-
-
-@pytest.fixture
-def conversation(user):
-    return Conversation.objects.create(owner=user, model="claude-sonnet-4-5")
 
 
 def http_scope(method: str, path: str, headers: dict[str, str]) -> dict[str, Any]:

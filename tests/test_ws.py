@@ -10,25 +10,17 @@ import pytest
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
-from django.contrib.auth import get_user_model
 from django.test import AsyncClient
 
 from chat import bridge
-from chat.db import close_db_connection
 from chat.engine import WORKER_ID, get_engine
-from chat.models import Conversation, Message
+from chat.models import Message
 from chat.testing.fake_anthropic import FakeAnthropicServer
 from chatsite.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ORIGIN = (b"origin", b"http://testserver")
-
-
-@pytest.fixture(autouse=True)
-def _close_engine_connection():
-    yield
-    close_db_connection()
 
 
 @pytest.fixture
@@ -40,16 +32,6 @@ def scripted(settings):
 
     configure(chunks=["Hel", "lo ", "wörld 👋"], delay=0.01)
     return configure
-
-
-@pytest.fixture
-def user():
-    return get_user_model().objects.create_user("alice", password="pw")
-
-
-@pytest.fixture
-def conversation(user):
-    return Conversation.objects.create(owner=user, model="claude-sonnet-4-5")
 
 
 async def session_cookie(user) -> bytes:

@@ -9,7 +9,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
 
+from chat.db import close_db_connection
 from chat.testing.fake_anthropic import FakeAnthropicServer
 
 
@@ -34,3 +36,28 @@ def anthropic_settings(settings: Any, fake_anthropic: FakeAnthropicServer) -> Fa
         "ANTHROPIC_MAX_RETRIES": 0,
     }
     return fake_anthropic
+
+
+@pytest.fixture(autouse=True)
+def _close_engine_connection() -> Iterator[None]:
+    """Close the engine thread's database connection after each test.
+
+    The engine writes on its own thread (``chat.db``); its connection must not outlive
+    the test database it was opened on.
+    """
+    yield
+    close_db_connection()
+
+
+@pytest.fixture
+def user() -> Any:
+    """A user, ``alice``."""
+    return get_user_model().objects.create_user("alice", password="pw")
+
+
+@pytest.fixture
+def conversation(user: Any) -> Any:
+    """An empty conversation of ``user``."""
+    from chat.models import Conversation
+
+    return Conversation.objects.create(owner=user, model="claude-sonnet-4-5")

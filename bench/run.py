@@ -131,13 +131,27 @@ class Bench:
         return min(self.args.max_tps, self.args.total_tps / k)
 
     def run_all(self) -> None:
-        """Every K, round and target, interleaved."""
+        """Every K, round and target, interleaved; Ctrl-C stops after the current run."""
+        stopping = False
+
+        def stop_soon(*_: object) -> None:
+            nonlocal stopping
+            stopping = True
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # a second one: now
+            print("stopping after this run (Ctrl-C again to abort)", file=sys.stderr)
+
+        signal.signal(signal.SIGINT, stop_soon)
+        partial = report.RESULTS / "partial.json"
+        partial.parent.mkdir(parents=True, exist_ok=True)
         for k in self.args.ks:
             for rnd in range(self.args.rounds):
                 for name in self.args.targets:
+                    if stopping:
+                        return
                     started = time.monotonic()
                     result = asyncio.run(self.run_one(TARGETS[name], k, rnd))
                     self.results.append(result)
+                    partial.write_text(json.dumps(self.results, default=str))
                     print(report.progress_line(result, time.monotonic() - started), flush=True)
 
     async def run_one(self, spec: TargetSpec, k: int, rnd: int) -> dict[str, Any]:

@@ -121,8 +121,11 @@ def test_running_replies_reserve_their_max_tokens(chat_config: Any, user: Any) -
 
 
 @pytest.fixture
-def engine_db():
+async def engine_db():
     yield
+    # The engine's cross-process bridge (with REDIS_URL) runs background tasks on this
+    # test's event loop: stop them before the loop closes.
+    await get_engine().close_bridge()
     close_db_connection()
 
 

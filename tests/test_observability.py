@@ -117,6 +117,7 @@ async def test_generation_finished_log_has_the_generation_fields(
         assert task is not None
         await task  # the line is logged once the reply is stored and released
     finally:
+        await get_engine().close_bridge()  # its tasks (with REDIS_URL) live on this loop
         close_db_connection()
     [record] = [r for r in caplog.records if r.getMessage() == "generation finished"]
     entry = json.loads(JsonFormatter().format(record))

@@ -51,6 +51,7 @@ class Engine:
         self.generations: dict[int, Generation] = {}
         self.watchers: dict[str, set[asyncio.Queue[WatchEvent]]] = {}
         self.worker = WORKER_ID
+        self._flusher: asyncio.Task[None] | None = None
         self._bridge_checked = False
         self.publisher: bridge.Publisher | None = None
         self.control: bridge.ControlChannel | None = None
@@ -114,7 +115,7 @@ class Engine:
         stop_reason: str | None = None
         status: str = Status.COMPLETE
         error: ChatError | None = None
-        flusher = loop.create_task(self._flush_loop(gen))
+        self._ensure_flusher()
         try:
             if self.control is not None:
                 await self.control.claim(gen.message_id)
@@ -136,7 +137,6 @@ class Engine:
             logger.exception("generation %s crashed", gen.message_id)
             status, error = Status.ERROR, APIError("The reply failed because of a server error.")
         finally:
-            flusher.cancel()
             outcome = self._outcome(gen, request, usage, status, stop_reason, error, started, first)
             await self._finish(gen, outcome)
 
@@ -197,20 +197,46 @@ class Engine:
                 },
             )
 
-    async def _flush_loop(self, gen: Generation) -> None:
-        """Write the growing reply at most every flush interval, and renew its lease."""
+    def _ensure_flusher(self) -> None:
+        """Run the flusher while any reply streams (one task for all replies)."""
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(
+                self._flush_loop(), context=contextvars.Context()
+            )
+
+    async def _flush_loop(self) -> None:
+        """Write growing replies at most every flush interval, and renew their leases.
+
+        All due replies are written in one transaction on the engine's database thread, so
+        a tick costs one commit however many replies stream, and starts queue behind at
+        most one flush.
+        """
         loop = asyncio.get_running_loop()
-        written = 0
-        renewed = loop.time()
-        while True:
-            await asyncio.sleep(chat_settings.FLUSH_INTERVAL)
-            length = gen.length
-            lease_due = loop.time() - renewed >= chat_settings.LEASE_SECONDS / 3
-            if length == written and not lease_due:
+        while self.generations:
+            await asyncio.sleep(chat_settings.FLUSH_INTERVAL / 2)
+            contents, renew = self._due_writes(loop.time())
+            if contents or renew:
+                try:
+                    await run_db(services.flush, contents=contents, renew=renew)
+                except Exception:
+                    logger.exception("could not flush streaming replies")
+
+    def _due_writes(self, now: float) -> tuple[dict[int, str], list[int]]:
+        """The replies to write now (text changed) and those whose lease needs renewing."""
+        contents: dict[int, str] = {}
+        renew: list[int] = []
+        lease_every = chat_settings.LEASE_SECONDS / 3
+        for gen in self.generations.values():
+            if gen.final is not None or now - gen.written_at < chat_settings.FLUSH_INTERVAL:
                 continue
-            text = gen.text if length != written else None
-            await run_db(services.flush, message_id=gen.message_id, content=text)
-            written, renewed = length, loop.time()
+            if gen.length != gen.written_length:
+                contents[gen.message_id] = gen.text
+            elif now - gen.written_at >= lease_every:
+                renew.append(gen.message_id)
+            else:
+                continue
+            gen.written_at, gen.written_length = now, gen.length
+        return contents, renew
 
     # -- following ------------------------------------------------------------------
 

@@ -25,6 +25,9 @@ class Generation:
         self.final: FinalEvent | None = None
         self.task: asyncio.Task[None] | None = None
         self.cancel_requested = False
+        # What the database holds of this reply, and when it was last written (loop time).
+        self.written_length = 0
+        self.written_at = asyncio.get_running_loop().time()
         self.subscribers: set[asyncio.Queue[Event]] = set()
         # Extra listeners (conversation watchers, the cross-process bridge).
         self.listeners: list[Callable[[Event], None]] = []

@@ -134,12 +134,24 @@ def _store_turn(conversation: Conversation, content: str, worker: str) -> Turn:
     return Turn(conversation, user_message, assistant_message, request)
 
 
-def flush(*, message_id: int, content: str | None) -> None:
-    """Write a growing reply (if given) and renew its lease."""
-    values: dict[str, Any] = {"lease_expires_at": lease_deadline(), "updated_at": timezone.now()}
-    if content is not None:
-        values["content"] = content
-    Message.objects.filter(pk=message_id, status=Status.STREAMING).update(**values)
+def flush(*, contents: dict[int, str], renew: list[int]) -> None:
+    """Write growing replies and renew leases, for many replies in one transaction.
+
+    ``contents`` maps message ids to their text so far; ``renew`` lists replies whose text
+    did not change but whose lease must not lapse. One commit per flush interval, however
+    many replies stream.
+    """
+    now = timezone.now()
+    deadline = lease_deadline()
+    with transaction.atomic():
+        for message_id, content in contents.items():
+            Message.objects.filter(pk=message_id, status=Status.STREAMING).update(
+                content=content, lease_expires_at=deadline, updated_at=now
+            )
+        if renew:
+            Message.objects.filter(pk__in=renew, status=Status.STREAMING).update(
+                lease_expires_at=deadline
+            )
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,20 @@ start a short-lived one.
 from __future__ import annotations
 
 from asgiref.sync import SyncToAsync
+from django.db import connections
 
 
 def release_request_thread() -> None:
-    """Shut down the current request's thread-sensitive executor (its thread exits)."""
+    """Close the request thread's database connections, then let the thread exit.
+
+    Connections are per thread: closed here, in their own thread, they are not held for
+    the life of the stream (one per open stream would exhaust PostgreSQL's
+    ``max_connections``).
+    """
     context = SyncToAsync.thread_sensitive_context.get(None)
     if context is None:
         return
     executor = SyncToAsync.context_to_thread_executor.pop(context, None)
     if executor is not None:
+        executor.submit(connections.close_all)
         executor.shutdown(wait=False)

@@ -180,6 +180,9 @@ class Engine:
             logger.exception("could not store the end of reply %s", gen.message_id)
         finally:
             self.generations.pop(gen.message_id, None)
+            if not self.generations and self._flusher is not None:
+                self._flusher.cancel()  # nothing left to flush: no idle task lingers
+                self._flusher = None
             gen.finish(final_event(gen.message_id, outcome))
             if self.control is not None:
                 await self.control.release(gen.message_id)

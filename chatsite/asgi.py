@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
+
+from chat.middleware import get_asgi_application
 
 # Django must be set up before importing anything that touches models.
 django_asgi_app = get_asgi_application()

@@ -20,11 +20,8 @@ from chat.testing.fake_anthropic import FakeAnthropicServer
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # Fixtures shared with the WebSocket tests.
-_close_engine_connection = test_ws._close_engine_connection
 open_socket = test_ws.open_socket
 scripted = test_ws.scripted
-user = test_ws.user
-conversation = test_ws.conversation
 
 
 @pytest.fixture

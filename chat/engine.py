@@ -93,6 +93,9 @@ class Engine:
             user_id=user_id,
             model=assistant.model,
         )
+        # The first flush waits two intervals: with the two INSERTs and the final UPDATE, a
+        # reply then costs at most 2 + duration / FLUSH_INTERVAL writes.
+        gen.written_at += chat_settings.FLUSH_INTERVAL
         self._bridge()
         gen.listeners.append(self._forward_to_watchers(gen.conversation_id))
         self.generations[gen.message_id] = gen

@@ -242,13 +242,15 @@ async def test_history_window_and_alternation(scripted, settings, user, conversa
 async def test_flush_interval_bounds_database_writes(scripted, settings, user, conversation):
     settings.CHAT = {**settings.CHAT, "FLUSH_INTERVAL": 0.1}
     scripted(chunks=[f"t{i} " for i in range(300)], delay=0.002)
-    updates: list[str] = []
+    updates: list[str] = []  # one entry per row written
 
     def install() -> None:
         def wrapper(execute, sql, params, many, context):
-            if sql.lstrip().upper().startswith("UPDATE") and "chat_message" in sql:
-                updates.append(sql)
-            return execute(sql, params, many, context)
+            result = execute(sql, params, many, context)
+            verb = sql.lstrip().split(" ", 1)[0].upper()
+            if verb in ("INSERT", "UPDATE") and '"chat_message"' in sql:
+                updates.extend([sql] * max(context["cursor"].rowcount, 0))
+            return result
 
         connection.execute_wrappers.append(wrapper)
 
@@ -260,7 +262,8 @@ async def test_flush_interval_bounds_database_writes(scripted, settings, user, c
     await engine.generations[turn.assistant_message.pk].task
     duration = loop.time() - started
     await run_db(lambda: connection.execute_wrappers.clear())
-    # Writes: the final one plus at most one per flush interval; never one per token.
+    # Every row written to the messages table (the two INSERTs, the flushes, the final one):
+    # at most 2 + duration / flush interval, never one per token.
     assert len(updates) <= 2 + duration / 0.1
     assert len(updates) < 300 / 5
     stored = await get_message(turn.assistant_message.pk)

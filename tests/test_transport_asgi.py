@@ -89,7 +89,7 @@ async def test_first_chunk_arrives_before_the_upstream_finished(
         received += await next_body(communicator)
     upstream = anthropic_settings.last_request
     assert not upstream.completed
-    assert 0 < len(upstream.sent) < 20
+    assert len(upstream.sent) < 20  # (its record of a token may lag the socket write)
     while not received.endswith(b"data: [DONE]\n\n"):
         received += await next_body(communicator)
     assert (await communicator.receive_output(5)) == {"type": "http.response.body"}

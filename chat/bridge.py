@@ -70,6 +70,7 @@ class Publisher:
             batch, self.pending = coalesce(self.pending), []
             for conversation_id, event in batch:
                 await self._send(conversation_id, event)
+                raise_if_cancelling()
             await asyncio.sleep(chat_settings.BRIDGE_BATCH_SECONDS)
 
     async def _send(self, conversation_id: str, event: WatchEvent) -> None:
@@ -78,6 +79,17 @@ class Publisher:
             await self.layer.group_send(conversation_group(conversation_id), message)
         except Exception:  # the layer being down must not break generation
             logger.exception("could not publish an event to the channel layer")
+
+
+def raise_if_cancelling() -> None:
+    """Re-raise a cancellation that a channel-layer call swallowed.
+
+    redis-py can absorb the ``CancelledError`` sent while it awaits the server; a loop
+    that carried on would then never end, and a closing event loop would wait for it.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def background(coro: Any) -> asyncio.Task[None]:
@@ -114,6 +126,7 @@ class ControlChannel:
         while True:
             try:
                 message = await self.layer.receive(self.name)
+                raise_if_cancelling()
                 if message.get("type") == "chat.cancel":
                     await self.on_cancel(int(message["message_id"]))
             except asyncio.CancelledError:
@@ -154,6 +167,7 @@ async def subscribe(
     async def pump() -> None:
         while True:
             message = await layer.receive(channel)
+            raise_if_cancelling()
             if message.get("type") == "chat.event":
                 queue.put_nowait(message["event"])
 

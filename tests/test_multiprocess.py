@@ -113,6 +113,14 @@ async def wait_status(message_id: int, statuses: set[str], within: float) -> Mes
         await asyncio.sleep(0.1)
 
 
+async def wait_for_text(message_id: int, within: float = 20) -> None:
+    """Until some of the reply is stored (the server has really begun streaming it)."""
+    deadline = time.monotonic() + within
+    while not (await Message.objects.aget(pk=message_id)).content:
+        assert time.monotonic() < deadline, "the reply never started streaming"
+        await asyncio.sleep(0.1)
+
+
 async def test_websocket_on_a_sees_reply_started_on_b(servers, owner):
     a, b = servers
     url = f"{a.ws_url}/ws/conversations/{owner['conversation'].pk}/"
@@ -158,7 +166,7 @@ async def test_cancel_on_a_stops_generation_on_b(servers, owner, fake_anthropic)
     a, b = servers
     started = await post_message(b, owner, "go [fake tokens=400 tps=40]")
     mid = started["assistant_message"]["id"]
-    await asyncio.sleep(1.0)
+    await wait_for_text(mid)
     async with httpx2.AsyncClient(base_url=a.url, timeout=10) as client:
         response = await client.post(f"/api/messages/{mid}/cancel/", headers=auth_headers(owner))
     assert response.status_code == 202
@@ -174,7 +182,7 @@ async def test_killed_process_leaves_reply_interrupted(servers, owner):
     started = await post_message(b, owner, "go [fake tokens=400 tps=40]")
     mid = started["assistant_message"]["id"]
     follower = asyncio.create_task(follow_sse(a, owner, mid))
-    await asyncio.sleep(1.0)
+    await wait_for_text(mid)
     b.process.send_signal(signal.SIGKILL)
     frames = await asyncio.wait_for(follower, 30)
     error = next(f for f in frames if f.event == "error")
@@ -190,7 +198,7 @@ async def test_sigterm_ends_generations_within_bounded_time(servers, owner):
     _a, b = servers
     started = await post_message(b, owner, "go [fake tokens=400 tps=40]")
     mid = started["assistant_message"]["id"]
-    await asyncio.sleep(1.0)
+    await wait_for_text(mid)
     begun = time.monotonic()
     b.process.send_signal(signal.SIGTERM)
     try:

@@ -1,4 +1,4 @@
-"""Server-rendered pages: the chat page (empty, or with one conversation open) and healthz.
+"""Server-rendered pages: the chat page (empty, or with one conversation open).
 
 The page renders the sidebar and the latest messages of the open conversation; the
 browser code (static/chat/js/) streams replies and pages older messages in through the
@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 
@@ -45,11 +45,6 @@ def conversation(request: HttpRequest, conversation_id: uuid.UUID) -> HttpRespon
     """The chat page with one of the user's conversations open (another user's is a 404)."""
     conv = get_object_or_404(Conversation, pk=conversation_id, owner_id=request.user.pk)
     return render(request, "chat/home.html", page_context(request, conv))
-
-
-def healthz(request: HttpRequest) -> HttpResponse:
-    """Liveness: the process answers."""
-    return JsonResponse({"status": "ok"})
 
 
 def latest_messages(conv: Conversation) -> tuple[list[Message], bool]:

@@ -25,7 +25,7 @@ install: $(STAMP)
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py mark_interrupted
-	$(PY) manage.py ensure_demo_user
+	$(PY) manage.py ensure_demo_user --url http://$(HOST):$(PORT)/
 	$(PY) manage.py collectstatic --noinput -v 0
 	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) chatsite.asgi:application
 

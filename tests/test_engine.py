@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -18,18 +17,6 @@ from chat.models import Conversation, Message
 from chat.providers.locmem import ScriptedProvider
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def scripted(settings):
-    """Use the scripted provider; returns a function to set its options."""
-
-    def configure(**options: Any) -> None:
-        settings.CHAT = {**settings.CHAT, "PROVIDER": "locmem", "PROVIDER_OPTIONS": options}
-
-    ScriptedProvider.requests.clear()
-    configure()
-    return configure
 
 
 async def collect(events) -> list[Event]:

@@ -19,17 +19,6 @@ SSE = {"accept": "text/event-stream"}
 
 
 @pytest.fixture
-def scripted(settings):
-    """Use the scripted in-memory provider; returns a function to set its options."""
-
-    def configure(**options: Any) -> None:
-        settings.CHAT = {**settings.CHAT, "PROVIDER": "locmem", "PROVIDER_OPTIONS": options}
-
-    configure(chunks=["Hel", "lo ", "wörld 👋"], delay=0.01)
-    return configure
-
-
-@pytest.fixture
 async def client(user) -> AsyncClient:
     client = AsyncClient()
     await client.aforce_login(user)

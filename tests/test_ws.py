@@ -23,17 +23,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = (b"origin", b"http://testserver")
 
 
-@pytest.fixture
-def scripted(settings):
-    """Use the scripted in-memory provider; returns a function to set its options."""
-
-    def configure(**options: Any) -> None:
-        settings.CHAT = {**settings.CHAT, "PROVIDER": "locmem", "PROVIDER_OPTIONS": options}
-
-    configure(chunks=["Hel", "lo ", "wörld 👋"], delay=0.01)
-    return configure
-
-
 async def session_cookie(user) -> bytes:
     client = AsyncClient()
     await client.aforce_login(user)

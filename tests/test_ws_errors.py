@@ -21,7 +21,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 # Fixtures shared with the WebSocket tests.
 open_socket = test_ws.open_socket
-scripted = test_ws.scripted
 
 
 @pytest.fixture

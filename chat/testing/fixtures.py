@@ -61,3 +61,19 @@ def conversation(user: Any) -> Any:
     from chat.models import Conversation
 
     return Conversation.objects.create(owner=user, model="claude-sonnet-4-5")
+
+
+@pytest.fixture
+def scripted(settings: Any) -> Any:
+    """Use the scripted in-memory provider (``locmem``); returns a function to set its options.
+
+    By default it replies "Hello wörld 👋" in three chunks, 10 ms apart.
+    """
+    from chat.providers.locmem import ScriptedProvider
+
+    def configure(**options: Any) -> None:
+        settings.CHAT = {**settings.CHAT, "PROVIDER": "locmem", "PROVIDER_OPTIONS": options}
+
+    ScriptedProvider.requests.clear()
+    configure(chunks=["Hel", "lo ", "wörld 👋"], delay=0.01)
+    return configure

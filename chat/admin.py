@@ -65,23 +65,8 @@ def _conversation_link(conversation: Conversation) -> SafeString:
     return format_html('<a href="{}">{}</a>', url, str(conversation))
 
 
-class MessageInline(admin.TabularInline):
-    """The conversation's messages, in order, read-only."""
-
-    model = Message
-    fields = ("created_at", "role", "status", "text", "tokens", "timing", "error")
-    readonly_fields = fields
-    ordering = ("created_at", "id")
-    extra = 0
-    max_num = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+class MessageColumns:
+    """Display columns shared by the message inline and the message admin."""
 
     @admin.display(description="content")
     def text(self, message: Message) -> SafeString:
@@ -104,6 +89,25 @@ class MessageInline(admin.TabularInline):
         if not message.error_type:
             return ""
         return f"{message.error_type}: {message.error_message}"
+
+
+class MessageInline(MessageColumns, admin.TabularInline):
+    """The conversation's messages, in order, read-only."""
+
+    model = Message
+    fields = ("created_at", "role", "status", "text", "tokens", "timing", "error")
+    readonly_fields = fields
+    ordering = ("created_at", "id")
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 class LastReplyStatusFilter(admin.SimpleListFilter):
@@ -230,7 +234,7 @@ class ConversationAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(ReadOnlyAdmin):
+class MessageAdmin(MessageColumns, ReadOnlyAdmin):
     """Messages, filterable by status and role to find failed and stopped replies."""
 
     list_display = (
@@ -288,13 +292,3 @@ class MessageAdmin(ReadOnlyAdmin):
         """The first 80 characters."""
         text = " ".join(message.content.split())
         return text if len(text) <= 80 else text[:79] + "…"
-
-    @admin.display(description="content")
-    def text(self, message: Message) -> SafeString:
-        """The full text, escaped, with its line breaks."""
-        return format_html('<div class="chat-admin-text">{}</div>', linebreaksbr(message.content))
-
-    @admin.display(description="tokens")
-    def tokens(self, message: Message) -> str:
-        """Input / output tokens."""
-        return _tokens(message)

@@ -9,10 +9,9 @@ import re
 import httpx2
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection
 
 from chat.middleware import INLINE, InlineMiddlewareASGIHandler
-from chat.testing.live_server import running_daphne
+from chat.testing.live_server import database_options, running_daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,11 +26,8 @@ def test_handler_loads_inline_adapters_for_the_settings_paths(settings):
 
 
 async def test_headers_csrf_and_login_through_the_real_server():
-    if "sqlite" not in connection.settings_dict["ENGINE"]:
-        pytest.skip("runs against the SQLite test database")
     await get_user_model().objects.acreate_user("alice", password="pw")
-    name = str(connection.settings_dict["NAME"])
-    with running_daphne(database_name=name) as server:
+    with running_daphne(**database_options()) as server:
         async with httpx2.AsyncClient(base_url=server.url, timeout=20) as client:
             page = await client.get("/accounts/login/")
             assert page.status_code == 200

@@ -8,12 +8,11 @@ from pathlib import Path
 import httpx2
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection
 from rest_framework.authtoken.models import Token
 
 from chat.models import Conversation
 from chat.testing.fake_anthropic import FakeAnthropicServer
-from chat.testing.live_server import running_daphne
+from chat.testing.live_server import database_options, running_daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,8 +25,6 @@ def thread_count(pid: int) -> int:
 
 
 async def test_open_streams_do_not_hold_a_thread_each(fake_anthropic: FakeAnthropicServer):
-    if "sqlite" not in connection.settings_dict["ENGINE"]:
-        pytest.skip("runs against the SQLite test database")
     user = await get_user_model().objects.acreate_user("alice", password="pw")
     token = await Token.objects.acreate(user=user)
     convs = [await Conversation.objects.acreate(owner=user, model="m") for _ in range(STREAMS)]
@@ -39,8 +36,8 @@ async def test_open_streams_do_not_hold_a_thread_each(fake_anthropic: FakeAnthro
         "CHAT_MESSAGES_PER_MINUTE": "1000",
     }
     headers = {"Authorization": f"Token {token.key}", "Accept": "text/event-stream"}
-    name = str(connection.settings_dict["NAME"])
-    with running_daphne(database_name=name, env=env) as server:
+    database = database_options()
+    with running_daphne(**database | {"env": env | database.get("env", {})}) as server:
         async with httpx2.AsyncClient(base_url=server.url, timeout=30) as client:
             await client.get("/healthz")
             baseline = thread_count(server.pid)

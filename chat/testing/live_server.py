@@ -168,6 +168,18 @@ def running_daphne(**options: Any) -> Iterator[LiveServer]:
         server.stop()
 
 
+def database_options() -> dict[str, Any]:
+    """``start_daphne`` options that point a server at the current test database."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if "sqlite" in db["ENGINE"]:
+        return {"database_name": str(db["NAME"])}
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    url = f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+    return {"env": {"DATABASE_URL": url}}
+
+
 @pytest.fixture
 def daphne_server(transactional_db: None, settings: Any) -> Iterator[LiveURL]:
     """The base URL of a real Daphne server on the test database and the test's ``CHAT``.
@@ -176,12 +188,8 @@ def daphne_server(transactional_db: None, settings: Any) -> Iterator[LiveURL]:
     ``settings.CHAT`` (e.g. with ``anthropic_settings``) before requesting this fixture.
     ``daphne_server.server`` is the ``LiveServer`` (its ``pid``, ``ws_url``, ``log()``).
     """
-    from django.db import connection
-
-    name = connection.settings_dict["NAME"]
-    if "sqlite" not in connection.settings_dict["ENGINE"]:
-        pytest.skip("daphne_server serves the SQLite test database only")
-    with running_daphne(database_name=str(name), chat=getattr(settings, "CHAT", {})) as server:
+    chat = getattr(settings, "CHAT", {})
+    with running_daphne(**database_options(), chat=chat) as server:
         url = LiveURL(server.url)
         url.server = server
         yield url

@@ -98,14 +98,24 @@ def background(coro: Any) -> asyncio.Task[None]:
 
 
 def coalesce(items: list[tuple[str, WatchEvent]]) -> list[tuple[str, WatchEvent]]:
-    """Merge consecutive chunks of the same reply into one (their offsets are contiguous)."""
+    """Merge each reply's consecutive chunks into one, keeping each conversation's order.
+
+    Replies of different conversations interleave in the queue; a chunk merges into the
+    last chunk of its reply unless another event of its conversation came in between.
+    """
     out: list[tuple[str, WatchEvent]] = []
+    open_chunk: dict[str, int] = {}  # conversation -> index in out of its mergeable chunk
     for conversation_id, event in items:
-        if out and isinstance(event, Chunk):
-            last_conv, last = out[-1]
+        index = open_chunk.get(conversation_id)
+        if isinstance(event, Chunk):
+            last = out[index][1] if index is not None else None
             if isinstance(last, Chunk) and last.message_id == event.message_id:
-                out[-1] = (last_conv, Chunk(event.message_id, last.text + event.text, event.offset))
+                merged = Chunk(event.message_id, last.text + event.text, event.offset)
+                out[index] = (conversation_id, merged)  # type: ignore[index]
                 continue
+            open_chunk[conversation_id] = len(out)
+        else:
+            open_chunk.pop(conversation_id, None)
         out.append((conversation_id, event))
     return out
 

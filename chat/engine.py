@@ -56,7 +56,7 @@ class Engine:
         self.publisher: bridge.Publisher | None = None
         self.control: bridge.ControlChannel | None = None
 
-    def _bridge(self) -> bridge.Publisher | None:
+    def _start_bridge(self) -> None:
         """Start the cross-process bridge on first use, when the channel layer is shared."""
         if not self._bridge_checked:
             self._bridge_checked = True
@@ -64,7 +64,6 @@ class Engine:
             if layer is not None:
                 self.publisher = bridge.Publisher(layer, self.worker)
                 self.control = bridge.ControlChannel(layer, self._remote_cancel)
-        return self.publisher
 
     async def _remote_cancel(self, message_id: int) -> None:
         gen = self.generations.get(message_id)
@@ -96,7 +95,7 @@ class Engine:
         # The first flush waits two intervals: with the two INSERTs and the final UPDATE, a
         # reply then costs at most 2 + duration / FLUSH_INTERVAL writes.
         gen.written_at += chat_settings.FLUSH_INTERVAL
-        self._bridge()
+        self._start_bridge()
         gen.listeners.append(self._forward_to_watchers(gen.conversation_id))
         self.generations[gen.message_id] = gen
         self._notify(

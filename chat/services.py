@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -63,11 +63,6 @@ def make_title(content: str) -> str:
     return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
 
 
-def live_streaming() -> Q:
-    """Messages still streaming under a valid lease."""
-    return Q(status=Status.STREAMING, lease_expires_at__gt=timezone.now())
-
-
 def lease_deadline() -> Any:
     """When a lease taken or renewed now expires."""
     return timezone.now() + timedelta(seconds=chat_settings.LEASE_SECONDS)
@@ -91,14 +86,27 @@ def start_turn(*, user_id: int, conversation_id: Any, content: str, worker: str)
         )
         if conversation is None:
             raise NotFound("Conversation not found.")
-        mark_interrupted(conversation_id=conversation.pk)
-        running = Message.objects.filter(live_streaming(), conversation__owner_id=user_id)
-        if any(m.conversation_id == conversation.pk for m in running.only("conversation_id")):
+        running = _running_conversations(user_id=user_id, conversation_id=conversation.pk)
+        if conversation.pk in running:
             raise Conflict()
-        if running.count() >= chat_settings.MAX_CONCURRENT_PER_USER:
+        if len(running) >= chat_settings.MAX_CONCURRENT_PER_USER:
             raise TooManyGenerations()
-        limits.check_quota(user_id=user_id)
+        limits.check_quota(user_id=user_id, running=len(running))
         return _store_turn(conversation, content, worker)
+
+
+def _running_conversations(*, user_id: int, conversation_id: Any) -> list[Any]:
+    """The conversation of each of the user's live replies, one entry per reply.
+
+    Replies in ``conversation_id`` whose process died (lease lapsed) are marked
+    interrupted first; one query reads them all, as a start is the hot path.
+    """
+    now = timezone.now()
+    streaming = Message.objects.filter(status=Status.STREAMING, conversation__owner_id=user_id)
+    rows = list(streaming.values_list("conversation_id", "lease_expires_at"))
+    if any(c == conversation_id and (lease is None or lease <= now) for c, lease in rows):
+        mark_interrupted(conversation_id=conversation_id)
+    return [c for c, lease in rows if lease is not None and lease > now]
 
 
 def _store_turn(conversation: Conversation, content: str, worker: str) -> Turn:
@@ -139,19 +147,49 @@ def flush(*, contents: dict[int, str], renew: list[int]) -> None:
 
     ``contents`` maps message ids to their text so far; ``renew`` lists replies whose text
     did not change but whose lease must not lapse. One commit per flush interval, however
-    many replies stream.
+    many replies stream. The rows go in one ``executemany``: the ORM would build and
+    compile an UPDATE per reply, most of the flusher's CPU with hundreds of replies.
     """
     now = timezone.now()
     deadline = lease_deadline()
     with transaction.atomic():
-        for message_id, content in contents.items():
-            Message.objects.filter(pk=message_id, status=Status.STREAMING).update(
-                content=content, lease_expires_at=deadline, updated_at=now
+        if contents:
+            _update_streaming(
+                ("content", "lease_expires_at", "updated_at"),
+                [(content, deadline, now, pk) for pk, content in contents.items()],
             )
         if renew:
             Message.objects.filter(pk__in=renew, status=Status.STREAMING).update(
                 lease_expires_at=deadline
             )
+
+
+def _update_streaming(columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """``UPDATE chat_message SET <columns> WHERE id = … AND status = 'streaming'``, per row.
+
+    Each row holds the column values, then the message id; datetimes are adapted here as
+    the ORM would for this database.
+    """
+    ops = connection.ops
+    fields = {name: Message._meta.get_field(name) for name in columns}
+    assignments = ", ".join(f"{ops.quote_name(fields[c].column)} = %s" for c in columns)
+    sql = (
+        f"UPDATE {ops.quote_name(Message._meta.db_table)} SET {assignments} "
+        f"WHERE {ops.quote_name('id')} = %s AND {ops.quote_name('status')} = %s"
+    )
+    params = [
+        [
+            *(
+                fields[c].get_db_prep_value(v, connection)
+                for c, v in zip(columns, row[:-1], strict=True)
+            ),
+            row[-1],
+            Status.STREAMING.value,
+        ]
+        for row in rows
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
 
 
 @dataclass(frozen=True)

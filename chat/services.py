@@ -8,11 +8,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Field, Q
 from django.utils import timezone
 
 from chat import limits
@@ -171,7 +171,7 @@ def _update_streaming(columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> 
     the ORM would for this database.
     """
     ops = connection.ops
-    fields = {name: Message._meta.get_field(name) for name in columns}
+    fields = {name: cast("Field[Any, Any]", Message._meta.get_field(name)) for name in columns}
     assignments = ", ".join(f"{ops.quote_name(fields[c].column)} = %s" for c in columns)
     sql = (
         f"UPDATE {ops.quote_name(Message._meta.db_table)} SET {assignments} "

@@ -172,7 +172,7 @@ def _update_streaming(columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> 
     """
     ops = connection.ops
     fields = {name: cast("Field[Any, Any]", Message._meta.get_field(name)) for name in columns}
-    assignments = ", ".join(f"{ops.quote_name(fields[c].column)} = %s" for c in columns)
+    assignments = ", ".join(f"{ops.quote_name(str(fields[c].column))} = %s" for c in columns)
     sql = (
         f"UPDATE {ops.quote_name(Message._meta.db_table)} SET {assignments} "
         f"WHERE {ops.quote_name('id')} = %s AND {ops.quote_name('status')} = %s"

@@ -10,13 +10,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import django
-from asgiref.sync import markcoroutinefunction, sync_to_async
+from asgiref.sync import ThreadSensitiveContext, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.core.handlers import base as base_handler
 from django.core.handlers.asgi import ASGIHandler
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.module_loading import import_string
 from whitenoise.middleware import WhiteNoiseMiddleware
+
+from chat.threads import RequestExecutor
 
 
 class AsyncWhiteNoiseMiddleware(WhiteNoiseMiddleware):
@@ -124,6 +126,16 @@ class InlineMiddlewareASGIHandler(ASGIHandler):
     ``settings.MIDDLEWARE`` keeps Django's own dotted paths (system checks look for them);
     only the classes built from them change, and only when serving async.
     """
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Serve one request with its sync steps on a pooled thread (``chat.threads``)."""
+        executor = RequestExecutor()
+        try:
+            # Django's own ThreadSensitiveContext, inside this one, then leaves it alone.
+            async with ThreadSensitiveContext(executor=executor):
+                await super().__call__(scope, receive, send)
+        finally:
+            executor.shutdown()
 
     def load_middleware(self, is_async: bool = False) -> None:
         if not is_async:

@@ -13,6 +13,7 @@ from rest_framework.authtoken.models import Token
 from chat.models import Conversation
 from chat.testing.fake_anthropic import FakeAnthropicServer
 from chat.testing.live_server import database_options, running_daphne
+from chat.threads import MAX_IDLE
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -66,5 +67,46 @@ async def test_open_streams_do_not_hold_a_thread_each(fake_anthropic: FakeAnthro
             for task in streams:
                 task.cancel()
             await asyncio.gather(*streams, return_exceptions=True)
-    # With a thread per stream this would be baseline + 24.
-    assert during - baseline < STREAMS / 3, (baseline, during)
+    # With a thread per stream this would be baseline + 24; what remains is the pool of
+    # idle request threads (bounded, whatever the number of streams).
+    assert during - baseline <= MAX_IDLE + 2, (baseline, during)
+
+
+async def get(app, path: str) -> int:
+    from asgiref.testing import ApplicationCommunicator
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "root_path": "", "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
+    }  # fmt: skip
+    communicator = ApplicationCommunicator(app, scope)
+    await communicator.send_input({"type": "http.request", "body": b""})
+    start = await communicator.receive_output(5)
+    while (await communicator.receive_output(5)).get("more_body"):
+        pass
+    return int(start["status"])
+
+
+async def test_requests_run_their_sync_steps_on_a_reused_thread(monkeypatch):
+    """No thread start per request: the sync steps of one request after another share one."""
+    import threading
+
+    from chat import health
+    from chat.middleware import InlineMiddlewareASGIHandler
+
+    seen: list[threading.Thread] = []
+    query = health._query_database
+
+    def spy() -> None:
+        seen.append(threading.current_thread())
+        query()
+
+    monkeypatch.setattr(health, "_query_database", spy)
+    app = InlineMiddlewareASGIHandler()
+    for _ in range(3):
+        assert await get(app, "/healthz") == 200
+    assert len(seen) == 3
+    assert seen[0] is seen[1] is seen[2]
+    assert seen[0] is not threading.main_thread()

@@ -28,7 +28,7 @@ class Generation:
         # What the database holds of this reply, and when it was last written (loop time).
         self.written_length = 0
         self.written_at = asyncio.get_running_loop().time()
-        self.subscribers: set[asyncio.Queue[Event]] = set()
+        self.subscribers: set[asyncio.Queue[Event | Idle]] = set()
         # Extra listeners (conversation watchers, the cross-process bridge).
         self.listeners: list[Callable[[Event], None]] = []
 
@@ -74,9 +74,10 @@ class Generation:
         backlog = self.text[offset:] if offset < at else ""
         tracker = OffsetTracker(max(offset, at))
         final = self.final
-        queue: asyncio.Queue[Event] = asyncio.Queue()
+        queue: asyncio.Queue[Event | Idle] = asyncio.Queue()
         if final is None:
             self.subscribers.add(queue)
+        beat = Heartbeat(queue, heartbeat) if heartbeat and final is None else None
         try:
             yield self.start_event
             if backlog:
@@ -85,20 +86,48 @@ class Generation:
                 yield final
                 return
             while True:
-                try:
-                    # A timer, not a task per event: this is the per-token hot path.
-                    async with asyncio.timeout(heartbeat):
-                        event = await queue.get()
-                except TimeoutError:
-                    yield IDLE
-                    continue
+                event = await queue.get()
+                if beat is not None:
+                    beat.saw_event()
                 if isinstance(event, Chunk):
                     admitted = tracker.admit(event)
                     if admitted is not None:
                         yield admitted
                     continue
                 yield event
-                if is_final(event):
+                if not isinstance(event, Idle) and is_final(event):
                     return
         finally:
             self.subscribers.discard(queue)
+            if beat is not None:
+                beat.stop()
+
+
+class Heartbeat:
+    """Puts ``IDLE`` in a follower's queue after ``seconds`` without an event.
+
+    One timer per follower that re-arms itself, not one per event: an event only notes
+    the time, since this is the per-token hot path.
+    """
+
+    def __init__(self, queue: asyncio.Queue[Event | Idle], seconds: float) -> None:
+        self.queue, self.seconds = queue, seconds
+        self.loop = asyncio.get_running_loop()
+        self.last = self.loop.time()
+        self.timer = self.loop.call_later(seconds, self._due)
+
+    def saw_event(self) -> None:
+        """An event (or an ``IDLE``) reached the follower: the silence starts again."""
+        self.last = self.loop.time()
+
+    def _due(self) -> None:
+        quiet = self.loop.time() - self.last
+        if quiet >= self.seconds:
+            self.queue.put_nowait(IDLE)
+            self.last += quiet  # the IDLE restarts the count, as an event would
+            quiet = 0.0
+        self.timer = self.loop.call_later(self.seconds - quiet, self._due)
+
+    def stop(self) -> None:
+        """The follower has gone."""
+        self.timer.cancel()

@@ -86,6 +86,7 @@ async def get(app, path: str) -> int:
     start = await communicator.receive_output(5)
     while (await communicator.receive_output(5)).get("more_body"):
         pass
+    await communicator.wait(5)  # the request has ended (and given its thread back)
     return int(start["status"])
 
 

@@ -29,7 +29,7 @@ T = TypeVar("T")
 MAX_IDLE = 8  # idle threads kept for later requests; more are let go
 
 _idle: list[ThreadPoolExecutor] = []
-_lock = threading.Lock()  # _give can run on a worker thread (a done-callback)
+_lock = threading.Lock()  # one pool for every event loop of the process, whatever its thread
 
 
 def _take() -> ThreadPoolExecutor:
@@ -45,11 +45,6 @@ def _give(executor: ThreadPoolExecutor) -> None:
             _idle.append(executor)
             return
     executor.shutdown(wait=False)
-
-
-def idle_threads() -> int:
-    """How many pooled request threads are idle (for tests)."""
-    return len(_idle)
 
 
 class RequestExecutor(Executor):

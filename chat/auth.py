@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from channels.auth import AuthMiddleware
+from channels.auth import get_user as channels_get_user
+from channels.sessions import SessionMiddlewareStack
 from django.conf import settings
 from django.contrib import auth
 from django.http import HttpRequest
 from rest_framework.authentication import CSRFCheck
 
-from chat.db import run_db
+from chat.db import read_db
 from chat.errors import ChatError
 
 TOKEN_KEYWORD = "token"
@@ -61,13 +64,13 @@ async def authenticate(request: HttpRequest) -> Any:
 async def session_user(request: HttpRequest) -> Any | None:
     """The user of the request's session cookie, if any.
 
-    Session and user are read in one call on the engine's database thread (``chat.db``):
+    Session and user are read in one call on the engine's reading thread (``chat.db``):
     one thread hop on a connection kept open, instead of the async ORM's two hops on a
     per-request thread that opens its own connection. No cookie, no database work.
     """
     if settings.SESSION_COOKIE_NAME not in request.COOKIES:
         return None
-    user = await run_db(auth.get_user, request=request)
+    user = await read_db(auth.get_user, request=request)
     # What request.user / request.auser() would have loaded, for later code.
     request._cached_user = request._acached_user = user  # type: ignore[attr-defined]
     return user
@@ -93,7 +96,7 @@ async def token_user(authorization: str) -> Any | None:
         raise AuthenticationFailed("Invalid token header. Token string should not contain spaces.")
     from rest_framework.authtoken.models import Token  # needs the app registry ready
 
-    token = await run_db(_token, key=parts[0], model=Token)
+    token = await read_db(_token, key=parts[0], model=Token)
     if token is None:
         raise AuthenticationFailed("Invalid token.")
     if not token.user.is_active:
@@ -113,3 +116,20 @@ def enforce_csrf(request: HttpRequest) -> None:
     reason = check.process_view(request, None, (), {})  # type: ignore[arg-type]
     if reason:
         raise PermissionDenied(f"CSRF Failed: {reason}")
+
+
+class SocketAuthMiddleware(AuthMiddleware):
+    """Channels' ``AuthMiddleware``, reading the session's user on the engine's reading thread.
+
+    Channels reads it through ``database_sync_to_async``, which (with ``CONN_MAX_AGE = 0``)
+    opens and closes a database connection for every socket.
+    """
+
+    async def resolve_scope(self, scope: dict[str, Any]) -> None:
+        """Load ``scope["user"]`` as Channels does, on a connection kept open."""
+        scope["user"]._wrapped = await read_db(channels_get_user.func, scope=scope)
+
+
+def socket_auth_stack(inner: Any) -> Any:
+    """Channels' ``AuthMiddlewareStack`` (cookies, session, user) with ``SocketAuthMiddleware``."""
+    return SessionMiddlewareStack(SocketAuthMiddleware(inner))

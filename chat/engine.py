@@ -22,7 +22,7 @@ from typing import Any
 
 from chat import bridge, lifecycle, services
 from chat.conf import chat_settings
-from chat.db import run_db
+from chat.db import read_db, run_db
 from chat.errors import APIError, ChatError, Interrupted, NotFound, ProviderError
 from chat.events import (
     Event,
@@ -256,7 +256,7 @@ class Engine:
         gen = self.generations.get(message_id)
         if gen is not None and gen.user_id == user_id:
             return gen.follow(offset, heartbeat)
-        message = await run_db(services.get_message, message_id=message_id, user_id=user_id)
+        message = await read_db(services.get_message, message_id=message_id, user_id=user_id)
         if message.role != Message.Role.ASSISTANT:
             raise NotFound("Message not found.")
         gen = self.generations.get(message_id)  # it may have started meanwhile
@@ -278,7 +278,7 @@ class Engine:
         """
         gen = self.generations.get(message_id)
         if gen is None or gen.user_id != user_id:
-            message = await run_db(services.get_message, message_id=message_id, user_id=user_id)
+            message = await read_db(services.get_message, message_id=message_id, user_id=user_id)
             gen = self.generations.get(message_id)
             if gen is None:
                 layer = bridge.shared_layer()

@@ -38,6 +38,9 @@ class Start:
     def to_ws(self) -> dict[str, Any]:
         return {"type": "start", **self.payload()}
 
+    def to_ws_text(self) -> str:
+        return _json(self.to_ws())
+
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
@@ -62,6 +65,13 @@ class Chunk:
             "chunk": self.text,
             "offset": self.offset,
         }
+
+    def to_ws_text(self) -> str:
+        # ``_json(self.to_ws())`` built directly: one frame per token, the hot path.
+        return (
+            f'{{"type":"chunk","message_id":{self.message_id:d},'
+            f'"chunk":{_json(self.text)},"offset":{self.offset:d}}}'
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +98,9 @@ class Done:
     def to_ws(self) -> dict[str, Any]:
         return {"type": "done", **self.payload()}
 
+    def to_ws_text(self) -> str:
+        return _json(self.to_ws())
+
 
 @dataclass(frozen=True, slots=True)
 class Error:
@@ -108,6 +121,9 @@ class Error:
 
     def to_ws(self) -> dict[str, Any]:
         return {"type": "error", **self.payload()}
+
+    def to_ws_text(self) -> str:
+        return _json(self.to_ws())
 
 
 Event = Start | Chunk | Done | Error
@@ -192,3 +208,6 @@ class MessageAdded:
 
     def to_ws(self) -> dict[str, Any]:
         return {"type": "message", "message": self.message}
+
+    def to_ws_text(self) -> str:
+        return _json(self.to_ws())

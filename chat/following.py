@@ -14,7 +14,7 @@ from typing import Any
 
 from chat import bridge, services
 from chat.conf import chat_settings
-from chat.db import run_db
+from chat.db import read_db, run_db
 from chat.events import (
     IDLE,
     Chunk,
@@ -80,7 +80,7 @@ async def follow_stored(message: Message, offset: int) -> AsyncIterator[Event]:
             return
         await asyncio.sleep(chat_settings.FLUSH_INTERVAL)
         await run_db(services.mark_interrupted, conversation_id=message.conversation_id)
-        fresh = await run_db(services.reload, message_id=message.pk)
+        fresh = await read_db(services.reload, message_id=message.pk)
         if fresh is None:
             yield Error(message.pk, "not_found", "The message was deleted.")
             return
@@ -97,7 +97,7 @@ async def follow_remote(layer: Any, message: Message, offset: int) -> AsyncItera
     tracker = OffsetTracker(offset)
     loop = asyncio.get_running_loop()
     async with bridge.subscribe(layer, str(message.conversation_id)) as queue:
-        current: Message | None = await run_db(services.reload, message_id=message.pk)
+        current: Message | None = await read_db(services.reload, message_id=message.pk)
         reloaded = loop.time()
         while True:
             if current is None:
@@ -120,7 +120,7 @@ async def follow_remote(layer: Any, message: Message, offset: int) -> AsyncItera
                 continue
             if refresh == "idle":
                 await run_db(services.mark_interrupted, conversation_id=message.conversation_id)
-            current = await run_db(services.reload, message_id=message.pk)
+            current = await read_db(services.reload, message_id=message.pk)
             reloaded = loop.time()
 
 

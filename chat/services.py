@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
-from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import Field, Q
 from django.utils import timezone
@@ -77,10 +76,12 @@ def start_turn(*, user_id: int, conversation_id: Any, content: str, worker: str)
     content = validate_content(content)
     # The messages-per-minute slot is given back if the start is refused.
     with limits.message_slot(user_id=user_id), transaction.atomic():
-        # Lock the user's row so concurrent starts (in any process) count replies in turn.
-        get_user_model().objects.select_for_update().filter(pk=user_id).first()
+        # One statement locks the conversation and its owner's row (a start is the hot
+        # path, and every round trip counts): the owner's lock makes concurrent starts
+        # (in any process) count the user's replies in turn.
         conversation = (
             Conversation.objects.select_for_update()
+            .select_related("owner")
             .filter(pk=conversation_id, owner_id=user_id)
             .first()
         )
@@ -111,10 +112,8 @@ def _running_conversations(*, user_id: int, conversation_id: Any) -> list[Any]:
 
 def _store_turn(conversation: Conversation, content: str, worker: str) -> Turn:
     model = conversation.model or chat_settings.MODEL
-    user_message = Message.objects.create(
-        conversation=conversation, role=Message.Role.USER, content=content
-    )
-    assistant_message = Message.objects.create(
+    user_message = Message(conversation=conversation, role=Message.Role.USER, content=content)
+    assistant_message = Message(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
         status=Status.STREAMING,
@@ -122,6 +121,7 @@ def _store_turn(conversation: Conversation, content: str, worker: str) -> Turn:
         worker=worker,
         lease_expires_at=lease_deadline(),
     )
+    _insert(user_message, assistant_message)
     fields = ["updated_at"]
     if not conversation.title:
         conversation.title = make_title(content)
@@ -140,6 +140,15 @@ def _store_turn(conversation: Conversation, content: str, worker: str) -> Turn:
         max_tokens=chat_settings.MAX_TOKENS,
     )
     return Turn(conversation, user_message, assistant_message, request)
+
+
+def _insert(*messages: Message) -> None:
+    """INSERT the messages in one statement where the database returns their ids."""
+    if connection.features.can_return_rows_from_bulk_insert:
+        Message.objects.bulk_create(messages)
+    else:
+        for message in messages:
+            message.save(force_insert=True)
 
 
 def flush(*, contents: dict[int, str], renew: list[int]) -> None:

@@ -11,10 +11,10 @@ from chat.middleware import get_asgi_application
 # Django must be set up before importing anything that touches models.
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from chat.auth import socket_auth_stack  # noqa: E402
 from chat.lifecycle import LifespanApp  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 
@@ -23,7 +23,7 @@ application = ProtocolTypeRouter(
         "http": django_asgi_app,
         "lifespan": LifespanApp(),
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            socket_auth_stack(URLRouter(websocket_urlpatterns))
         ),
     }
 )

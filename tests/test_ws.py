@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
+from django.db.backends.signals import connection_created
 from django.test import AsyncClient
 
 from chat import bridge
@@ -244,3 +246,27 @@ async def test_events_from_other_processes_arrive_through_the_group_once(
     assert [f["type"] for f in frames] == ["start", "chunk", "chunk", "done"]
     assert [(f["chunk"], f["offset"]) for f in frames[1:3]] == [("Hello", 5), (" there", 11)]
     assert await socket.receive_nothing(0.1)
+
+
+async def test_sockets_open_no_database_connection_of_their_own(open_socket, user, conversation):
+    """Auth and the ownership check run on the engine's reading thread (connection kept open).
+
+    Channels' own ``AuthMiddleware`` opened and closed a connection for every socket.
+    """
+    headers = [ORIGIN, (b"cookie", await session_cookie(user))]
+    _, connected, _ = await open_socket(conversation, headers=headers)  # warms the thread
+    assert connected
+    opened: list[str] = []
+
+    def count(sender: Any, connection: Any, **kwargs: Any) -> None:
+        opened.append(threading.current_thread().name)
+
+    connection_created.connect(count)
+    try:
+        for _ in range(3):
+            socket, connected, _ = await open_socket(conversation, headers=headers)
+            assert connected
+            await socket.disconnect()
+    finally:
+        connection_created.disconnect(count)
+    assert opened == []

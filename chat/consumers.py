@@ -25,7 +25,16 @@ from chat.auth import token_user
 from chat.db import read_db
 from chat.engine import WORKER_ID, get_engine
 from chat.errors import ChatError, InvalidRequest, NotFound
-from chat.events import Chunk, Event, MessageAdded, OffsetTracker, Start, from_dict, is_final
+from chat.events import (
+    Chunk,
+    Event,
+    MessageAdded,
+    OffsetTracker,
+    Start,
+    from_dict,
+    is_final,
+    ws_text,
+)
 from chat.models import Conversation, Message
 
 logger = logging.getLogger("chat.consumers")
@@ -297,7 +306,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         """Send ``event`` unless this socket already has it."""
         admitted = self.delivery.admit(event, resume=resume)
         if admitted is not None:
-            await self.send_text(admitted.to_ws_text())
+            await self.send_text(ws_text(admitted))
 
     async def send_text(self, text: str) -> None:
         """Send a JSON text frame straight to the server (one per token: the hot path).

@@ -38,9 +38,6 @@ class Start:
     def to_ws(self) -> dict[str, Any]:
         return {"type": "start", **self.payload()}
 
-    def to_ws_text(self) -> str:
-        return _json(self.to_ws())
-
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
@@ -98,9 +95,6 @@ class Done:
     def to_ws(self) -> dict[str, Any]:
         return {"type": "done", **self.payload()}
 
-    def to_ws_text(self) -> str:
-        return _json(self.to_ws())
-
 
 @dataclass(frozen=True, slots=True)
 class Error:
@@ -121,9 +115,6 @@ class Error:
 
     def to_ws(self) -> dict[str, Any]:
         return {"type": "error", **self.payload()}
-
-    def to_ws_text(self) -> str:
-        return _json(self.to_ws())
 
 
 Event = Start | Chunk | Done | Error
@@ -152,6 +143,13 @@ def sse_retry(milliseconds: int) -> str:
 def is_final(event: Event) -> bool:
     """Whether ``event`` ends a reply."""
     return isinstance(event, Done | Error)
+
+
+def ws_text(event: Event | MessageAdded) -> str:
+    """The WebSocket frame of ``event`` as JSON text (a chunk's built directly: the hot path)."""
+    if isinstance(event, Chunk):
+        return event.to_ws_text()
+    return _json(event.to_ws())
 
 
 def to_dict(event: Event | MessageAdded) -> dict[str, Any]:
@@ -208,6 +206,3 @@ class MessageAdded:
 
     def to_ws(self) -> dict[str, Any]:
         return {"type": "message", "message": self.message}
-
-    def to_ws_text(self) -> str:
-        return _json(self.to_ws())

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.test import AsyncClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from chat.engine import get_engine
@@ -122,6 +123,7 @@ async def test_posting_any_body_is_never_a_server_error(
     offset=st.one_of(any_text, st.integers().map(str)),
     last_event_id=st.none() | any_text.filter(lambda t: t.isprintable() and t.isascii()),
 )
+@example(message_id=0, offset="\ud800", last_event_id=None)  # a lone surrogate (once failed here)
 async def test_following_and_cancelling_any_id_is_never_a_server_error(
     fast_replies: None, user: Any, message_id: int, offset: str, last_event_id: str | None
 ) -> None:
@@ -129,10 +131,11 @@ async def test_following_and_cancelling_any_id_is_never_a_server_error(
     await client.aforce_login(user)
     before = await Message.objects.acount()
     headers = {"Last-Event-ID": last_event_id} if last_event_id is not None else {}
+    # Encoded by hand: a lone surrogate cannot be UTF-8 encoded by the test client, but its
+    # bytes (invalid UTF-8, percent-escaped) are what a client could send in its place.
+    query = urlencode({"offset": offset.encode("utf-8", "surrogatepass")})
     for response in (
-        await client.get(
-            f"/api/messages/{message_id}/stream/", {"offset": offset}, headers=headers
-        ),
+        await client.get(f"/api/messages/{message_id}/stream/?{query}", headers=headers),
         await client.post(f"/api/messages/{message_id}/cancel/"),
     ):
         if response.streaming:
